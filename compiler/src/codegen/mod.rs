@@ -1,0 +1,476 @@
+//! Code generation: the generated module's skeleton (API, arena, `predict`) and the calls
+//! into per-operator kernels emitted by [`kernels`].
+
+pub mod kernels;
+pub mod lit;
+
+use crate::error::{Error, Result};
+use crate::ir::{DType, Graph, Node, TensorId};
+use crate::plan::{Loc, Plan};
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote};
+use std::fmt::Write as _;
+
+/// One operand of a kernel call: the tensor and the Rust slice type it is passed as.
+#[derive(Debug, Clone)]
+pub struct Operand {
+    pub t: TensorId,
+    /// `true` when it is passed as arena bytes (`[u8]`), `false` for a typed slice.
+    pub bytes: bool,
+}
+
+/// What a kernel emitter sees.
+pub struct KernelCtx<'a> {
+    pub g: &'a Graph,
+    pub node: &'a Node,
+    /// Prefix for the kernel's statics, e.g. `OP3`.
+    pub prefix: String,
+}
+
+impl KernelCtx<'_> {
+    pub fn tensor(&self, i: usize) -> Result<&crate::ir::Tensor> {
+        let id = self.node.input(i).ok_or_else(|| self.err(format!("input {i} is missing")))?;
+        Ok(self.g.t(id))
+    }
+    pub fn out(&self, i: usize) -> Result<&crate::ir::Tensor> {
+        let id = *self.node.outputs.get(i).ok_or_else(|| self.err(format!("output {i} is missing")))?;
+        Ok(self.g.t(id))
+    }
+    /// An error located at this operator.
+    pub fn err(&self, msg: impl Into<String>) -> Error {
+        Error::invalid(msg).with_op(self.node.index, self.node.op.name())
+    }
+    pub fn unsupported(&self, msg: impl Into<String>) -> Error {
+        Error::unsupported(msg).with_op(self.node.index, self.node.op.name())
+    }
+    pub fn ident(&self, suffix: &str) -> Ident {
+        format_ident!("{}_{}", self.prefix, suffix)
+    }
+}
+
+/// What an emitter returns.
+pub struct Kernel {
+    /// Statics (weights, tables) the kernel uses.
+    pub statics: TokenStream,
+    /// The body of `fn opN_xxx(x0.., y0..)`.
+    pub body: TokenStream,
+    /// One line describing the layer (shapes, types, figures) for the docs.
+    pub doc: String,
+    /// Multiply-accumulates per inference.
+    pub macs: u64,
+    /// Constant bytes the kernel puts in flash.
+    pub const_bytes: usize,
+}
+
+/// Per-layer figures, for `inspect` and the docs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LayerInfo {
+    pub index: usize,
+    pub op: String,
+    pub doc: String,
+    pub macs: u64,
+    pub const_bytes: usize,
+}
+
+pub struct Generated {
+    pub code: String,
+    pub layers: Vec<LayerInfo>,
+}
+
+fn elem_ty(d: DType) -> TokenStream {
+    match d {
+        DType::F32 => quote!(f32),
+        DType::I8 => quote!(i8),
+        DType::U8 => quote!(u8),
+        DType::I16 => quote!(i16),
+        DType::I32 => quote!(i32),
+        _ => quote!(u8),
+    }
+}
+
+fn check_io_dtype(g: &Graph, t: TensorId, what: &str) -> Result<()> {
+    let tt = g.t(t);
+    match tt.dtype {
+        DType::F32 | DType::I8 => Ok(()),
+        d => Err(Error::unsupported(format!("model {what} has type {d}; microgen supports int8 and float32 inputs and outputs"))
+            .with_tensor(tt.index, &tt.name)),
+    }
+}
+
+/// Generates the Rust module for a planned graph.
+pub fn generate(g: &Graph, plan: &Plan, header: &str) -> Result<Generated> {
+    for &t in &g.inputs {
+        check_io_dtype(g, t, "input")?;
+    }
+    for &t in &g.outputs {
+        check_io_dtype(g, t, "output")?;
+    }
+    let single_in = g.inputs.len() == 1;
+    let single_out = g.outputs.len() == 1;
+
+    let mut items = TokenStream::new();
+    let mut calls = TokenStream::new();
+    let mut layers = Vec::new();
+    let mut kernel_items = TokenStream::new();
+
+    for (step, &n) in plan.schedule.iter().enumerate() {
+        let node = &g.nodes[n];
+        if node.op.is_view() {
+            continue;
+        }
+        let ctx = KernelCtx { g, node, prefix: format!("OP{}", node.index) };
+        let k = kernels::emit(&ctx).map_err(|e| e.with_op(node.index, node.op.name()))?;
+        let fn_name = format_ident!("op{}_{}", node.index, node.op.name().to_lowercase());
+        // Parameters and arguments.
+        let mut params = Vec::new();
+        let mut ins: Vec<Operand> = Vec::new();
+        for &t in node.inputs.iter().flatten() {
+            if g.t(t).is_const() {
+                continue;
+            }
+            ins.push(Operand { t, bytes: matches!(plan.loc[t], Some(Loc::Arena { .. })) });
+        }
+        let outs: Vec<Operand> = node
+            .outputs
+            .iter()
+            .map(|&t| Operand { t, bytes: matches!(plan.loc[t], Some(Loc::Arena { .. })) })
+            .collect();
+        for (i, o) in ins.iter().enumerate() {
+            let name = format_ident!("x{}", i);
+            let ty = if o.bytes { quote!([u8]) } else { let e = elem_ty(g.t(o.t).dtype); quote!([#e]) };
+            params.push(quote!(#name: &#ty));
+        }
+        for (i, o) in outs.iter().enumerate() {
+            let name = format_ident!("y{}", i);
+            let ty = if o.bytes { quote!([u8]) } else { let e = elem_ty(g.t(o.t).dtype); quote!([#e]) };
+            params.push(quote!(#name: &mut #ty));
+        }
+        let body = &k.body;
+        let statics = &k.statics;
+        let doc = format!("{} (operator {}, step {}): {}", node.op.name(), node.index, step, k.doc);
+        kernel_items.extend(quote! {
+            #statics
+            #[doc = #doc]
+            #[allow(clippy::all, unused_imports, unused_variables)]
+            fn #fn_name(#(#params),*) {
+                #[allow(unused_imports)]
+                use ::microgen_rt::buf::{F32s as _, F32sMut as _, I8s as _, I8sMut as _};
+                #body
+            }
+        });
+        calls.extend(call(g, plan, &fn_name, &ins, &outs, single_in, single_out)?);
+        layers.push(LayerInfo { index: node.index, op: node.op.name().to_string(), doc: k.doc.clone(), macs: k.macs, const_bytes: k.const_bytes });
+    }
+    // Outputs that need a copy at the end.
+    for &(t, k) in &plan.copy_out {
+        let src = operand_ref(g, plan, t, single_in, single_out, false)?;
+        let dst = if single_out { quote!(output) } else { let f = format_ident!("output{}", k); quote!(output.#f) };
+        let n = lit::usize(g.t(t).elems());
+        let (get, set) = if g.t(t).dtype == DType::F32 { (quote!(get_f32), quote!(set_f32)) } else { (quote!(get_i8), quote!(set_i8)) };
+        calls.extend(quote! {
+            {
+                use ::microgen_rt::buf::{F32s as _, F32sMut as _, I8s as _, I8sMut as _};
+                let x = #src;
+                for i in 0..#n { #dst[..].#set(i, x.#get(i)); }
+            }
+        });
+    }
+
+    // Public API.
+    let arena_bytes = lit::usize(plan.arena_bytes);
+    let plan_doc = plan_doc(g, plan, &layers);
+    let plan_lines = plan_doc.lines().map(|l| quote!(#[doc = #l]));
+    items.extend(quote! {
+        #(#plan_lines)*
+        pub const ARENA_BYTES: usize = #arena_bytes;
+
+        /// The scratch memory `predict` works in. Allocate it once (e.g. in a `static` or on
+        /// the stack); its contents need not be initialised between calls.
+        #[repr(C, align(16))]
+        pub struct Arena(pub [u8; ARENA_BYTES]);
+
+        impl Arena {
+            /// A zeroed arena (usable in a `static`).
+            pub const fn new() -> Self {
+                Arena([0; ARENA_BYTES])
+            }
+        }
+
+        impl Default for Arena {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+    });
+    items.extend(io_api(g, &g.inputs, "input", single_in)?);
+    items.extend(io_api(g, &g.outputs, "output", single_out)?);
+    let total_macs: u64 = layers.iter().map(|l| l.macs).sum();
+    let macs_lit = proc_macro2::Literal::u64_unsuffixed(total_macs);
+    let predict_doc = format!(
+        "Runs the model once: reads `input`, writes `output`. Uses `arena` as scratch memory ({} bytes). {} multiply-accumulates.",
+        plan.arena_bytes, total_macs
+    );
+    items.extend(quote! {
+        /// Multiply-accumulates per inference.
+        pub const MACS: u64 = #macs_lit;
+
+        #[doc = #predict_doc]
+        pub fn predict(arena: &mut Arena, input: &Input, output: &mut Output) {
+            let _ = (&arena, &input);
+            #calls
+        }
+        #kernel_items
+    });
+
+    let file: syn::File = syn::parse2(items).map_err(|e| Error::new(crate::error::ErrorKind::Invalid, format!("internal error: generated code does not parse: {e}")))?;
+    let mut code = String::from(header);
+    code.push_str(&prettyplease::unparse(&file));
+    Ok(Generated { code, layers })
+}
+
+/// Expression for a read-only view of a non-arena tensor (input, output).
+fn operand_ref(g: &Graph, plan: &Plan, t: TensorId, single_in: bool, single_out: bool, _m: bool) -> Result<TokenStream> {
+    let n = lit::usize(g.t(t).bytes());
+    Ok(match plan.loc[t] {
+        Some(Loc::Input { k }) => {
+            if single_in {
+                quote!(&input[..])
+            } else {
+                let f = format_ident!("input{}", k);
+                quote!(&input.#f[..])
+            }
+        }
+        Some(Loc::Output { k }) => {
+            if single_out {
+                quote!(&output[..])
+            } else {
+                let f = format_ident!("output{}", k);
+                quote!(&output.#f[..])
+            }
+        }
+        Some(Loc::Arena { offset }) => {
+            let a = lit::usize(offset);
+            let e = lit::usize(offset + g.t(t).bytes());
+            let _ = n;
+            quote!(&arena.0[#a..#e])
+        }
+        _ => return Err(Error::invalid("internal error: operand has no location").with_tensor(g.t(t).index, &g.t(t).name)),
+    })
+}
+
+/// The statements of one kernel call: carve the arena into the output regions (mutable)
+/// and the rest (read-only) with `split_at_mut` at constant offsets, then call.
+fn call(g: &Graph, plan: &Plan, f: &Ident, ins: &[Operand], outs: &[Operand], si: bool, so: bool) -> Result<TokenStream> {
+    let mut stmts = TokenStream::new();
+    // Arena outputs, sorted by offset.
+    let mut arena_outs: Vec<(usize, usize, usize)> = Vec::new(); // (start, end, out index)
+    for (i, o) in outs.iter().enumerate() {
+        if let Some((s, e)) = plan.arena_range(g, o.t) {
+            arena_outs.push((s, e, i));
+        }
+    }
+    arena_outs.sort();
+    // Segments: read-only gaps between outputs.
+    let mut segs: Vec<(usize, usize, Ident)> = Vec::new();
+    let mut out_idents: Vec<Option<Ident>> = vec![None; outs.len()];
+    if !arena_outs.is_empty() {
+        stmts.extend(quote!(let rest: &mut [u8] = &mut arena.0[..];));
+        let mut cursor = 0usize;
+        for (j, &(s, e, oi)) in arena_outs.iter().enumerate() {
+            let gap = format_ident!("r{}", j);
+            let yi = format_ident!("w{}", j);
+            let gl = lit::usize(s - cursor);
+            let yl = lit::usize(e - s);
+            stmts.extend(quote! {
+                let (#gap, rest) = rest.split_at_mut(#gl);
+                let (#yi, rest) = rest.split_at_mut(#yl);
+            });
+            segs.push((cursor, s, gap));
+            out_idents[oi] = Some(yi);
+            cursor = e;
+        }
+        let tail = format_ident!("r{}", arena_outs.len());
+        stmts.extend(quote!(let #tail = rest;));
+        segs.push((cursor, plan.arena_bytes.max(cursor), tail));
+    }
+    let mut args = Vec::new();
+    for o in ins {
+        if let Some((s, e)) = plan.arena_range(g, o.t) {
+            if segs.is_empty() {
+                let (a, b) = (lit::usize(s), lit::usize(e));
+                args.push(quote!(&arena.0[#a..#b]));
+            } else {
+                let seg = segs
+                    .iter()
+                    .find(|(a, b, _)| *a <= s && e <= *b)
+                    .ok_or_else(|| Error::invalid("internal error: an input overlaps an output of the same operator in the arena").with_tensor(g.t(o.t).index, &g.t(o.t).name))?;
+                let (a, b) = (lit::usize(s - seg.0), lit::usize(e - seg.0));
+                let id = &seg.2;
+                args.push(quote!(&#id[#a..#b]));
+            }
+        } else {
+            args.push(operand_ref(g, plan, o.t, si, so, false)?);
+        }
+    }
+    for (i, o) in outs.iter().enumerate() {
+        if let Some(id) = &out_idents[i] {
+            args.push(quote!(#id));
+        } else {
+            match plan.loc[o.t] {
+                Some(Loc::Output { k }) => {
+                    if so {
+                        args.push(quote!(&mut output[..]));
+                    } else {
+                        let fld = format_ident!("output{}", k);
+                        args.push(quote!(&mut output.#fld[..]));
+                    }
+                }
+                _ => return Err(Error::invalid("internal error: output has no writable location").with_tensor(g.t(o.t).index, &g.t(o.t).name)),
+            }
+        }
+    }
+    Ok(quote! {
+        {
+            #stmts
+            #f(#(#args),*);
+        }
+    })
+}
+
+/// Types and constants for the model's inputs or outputs.
+fn io_api(g: &Graph, ts: &[TensorId], what: &str, single: bool) -> Result<TokenStream> {
+    let mut out = TokenStream::new();
+    let upper = what.to_uppercase();
+    let ty_name = Ident::new(if what == "input" { "Input" } else { "Output" }, Span::call_site());
+    let mut fields = Vec::new();
+    for (k, &t) in ts.iter().enumerate() {
+        let tt = g.t(t);
+        let et = elem_ty(tt.dtype);
+        let n = lit::usize(tt.elems());
+        let prefix = if single { upper.clone() } else { format!("{upper}{k}") };
+        let shape_id = format_ident!("{}_SHAPE", prefix);
+        let dims: Vec<TokenStream> = tt.shape.iter().map(|&d| lit::usize(d)).collect();
+        let rank = lit::usize(tt.shape.len());
+        let doc = format!("Shape of model {what} {k} (tensor {} '{}', {}).", tt.index, tt.name, tt.dtype);
+        out.extend(quote! {
+            #[doc = #doc]
+            pub const #shape_id: [usize; #rank] = [#(#dims),*];
+        });
+        if let (Some(q), DType::I8) = (&tt.quant, tt.dtype) {
+            let scale_id = format_ident!("{}_SCALE", prefix);
+            let zp_id = format_ident!("{}_ZERO_POINT", prefix);
+            let s = lit::f32(q.scale());
+            let z = lit::i32(q.zp());
+            out.extend(quote! {
+                #[doc = "Quantization scale (real value = scale * (q - zero_point))."]
+                pub const #scale_id: f32 = #s;
+                #[doc = "Quantization zero point."]
+                pub const #zp_id: i32 = #z;
+            });
+            if what == "input" {
+                let fname = if single { format_ident!("quantize_input") } else { format_ident!("quantize_input{}", k) };
+                out.extend(quote! {
+                    /// Quantizes a real value for this input (round half away from zero, saturate).
+                    pub fn #fname(x: f32) -> i8 {
+                        ::microgen_rt::f::quantize(x, #scale_id, #zp_id, -128, 127) as i8
+                    }
+                });
+            } else {
+                let fname = if single { format_ident!("dequantize_output") } else { format_ident!("dequantize_output{}", k) };
+                out.extend(quote! {
+                    /// The real value of a quantized output element.
+                    pub fn #fname(q: i8) -> f32 {
+                        #scale_id * (q as i32 - #zp_id) as f32
+                    }
+                });
+            }
+        }
+        fields.push((format_ident!("{}{}", what, k), quote!([#et; #n]), tt));
+    }
+    if single {
+        let (_, ty, tt) = &fields[0];
+        let doc = format!("The model's {what}: tensor {} '{}', shape {:?}, {}.", tt.index, tt.name, tt.shape, tt.dtype);
+        out.extend(quote! {
+            #[doc = #doc]
+            pub type #ty_name = #ty;
+        });
+    } else {
+        let fs: Vec<TokenStream> = fields
+            .iter()
+            .map(|(f, ty, tt)| {
+                let doc = format!("Tensor {} '{}', shape {:?}, {}.", tt.index, tt.name, tt.shape, tt.dtype);
+                quote!(#[doc = #doc] pub #f: #ty)
+            })
+            .collect();
+        let inits: Vec<TokenStream> = fields
+            .iter()
+            .map(|(f, _, tt)| {
+                let n = lit::usize(tt.elems());
+                let z = if tt.dtype == DType::F32 { quote!(0.0) } else { quote!(0) };
+                quote!(#f: [#z; #n])
+            })
+            .collect();
+        let doc = format!("The model's {what}s, in the model's order.");
+        out.extend(quote! {
+            #[doc = #doc]
+            #[derive(Clone, Copy, Debug, PartialEq)]
+            pub struct #ty_name { #(#fs),* }
+            impl #ty_name {
+                /// All zeros.
+                pub const fn new() -> Self { #ty_name { #(#inits),* } }
+            }
+            impl Default for #ty_name {
+                fn default() -> Self { Self::new() }
+            }
+        });
+    }
+    Ok(out)
+}
+
+/// The memory plan and per-layer figures as doc text.
+fn plan_doc(g: &Graph, plan: &Plan, layers: &[LayerInfo]) -> String {
+    let mut s = String::new();
+    let weights: usize = layers.iter().map(|l| l.const_bytes).sum();
+    let _ = writeln!(s, " Bytes of scratch memory (`Arena`) the model needs.");
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        " Memory plan for `{}`: arena {} B (live-bytes lower bound for this schedule {} B), constants {} B in flash.",
+        g.name, plan.arena_bytes, plan.lower_bound, weights
+    );
+    let _ = writeln!(s, " Inputs are read in place from the caller's `Input`; outputs are written directly into `Output`.");
+    let _ = writeln!(s);
+    let _ = writeln!(s, " ```text");
+    let _ = writeln!(s, " step  op   operator               output tensor                     location          live steps");
+    for (step, &n) in plan.schedule.iter().enumerate() {
+        let node = &g.nodes[n];
+        for &o in &node.outputs {
+            let t = g.t(o);
+            let loc = match plan.loc[o] {
+                Some(Loc::Arena { offset }) => format!("[{}..{})", offset, offset + t.bytes()),
+                Some(Loc::Output { k }) => format!("output {k}"),
+                Some(Loc::Input { k }) => format!("input {k} (view)"),
+                Some(Loc::Const) => "flash".into(),
+                None => "-".into(),
+            };
+            let live = plan
+                .buffers
+                .iter()
+                .find(|b| b.root == plan.root[o])
+                .map(|b| format!("{}..={}", b.first, b.last))
+                .unwrap_or_else(|| "-".into());
+            let mut name = format!("t{} {:?}", t.index, t.shape);
+            name.truncate(32);
+            let view = if node.op.is_view() { " (view)" } else { "" };
+            let _ = writeln!(s, " {:>4}  {:>3}  {:<21}  {:<32}  {:<16}  {}{}", step, node.index, node.op.name(), name, loc, live, view);
+        }
+    }
+    let _ = writeln!(s, " ```");
+    let _ = writeln!(s);
+    let _ = writeln!(s, " Layers:");
+    let _ = writeln!(s);
+    for l in layers {
+        let _ = writeln!(s, " * op {} {}: {}", l.index, l.op, l.doc);
+    }
+    s
+}

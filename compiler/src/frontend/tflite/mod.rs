@@ -1,0 +1,501 @@
+//! TFLite FlatBuffers -> IR. The file is untrusted: every access goes through planus'
+//! verified accessors, every index is range-checked, and hard limits are checked before
+//! anything is allocated.
+
+pub mod schema;
+
+use crate::error::{Error, Result};
+use crate::ir::{Act, DType, Graph, Node, Op, Padding, Quant, Tensor, Window};
+use planus::ReadAsRoot;
+use schema::{BuiltinOptionsRef, BuiltinOperator, ModelRef, OperatorRef};
+
+/// Hard limits, checked before allocation.
+pub mod limits {
+    /// Largest model file accepted.
+    pub const MAX_FILE_BYTES: usize = 256 << 20;
+    /// Most tensors in the subgraph.
+    pub const MAX_TENSORS: usize = 100_000;
+    /// Most operators in the subgraph.
+    pub const MAX_OPERATORS: usize = 100_000;
+    /// Largest tensor rank.
+    pub const MAX_RANK: usize = 8;
+    /// Most elements in one tensor.
+    pub const MAX_ELEMENTS: usize = 1 << 28;
+    /// Most operands of one operator.
+    pub const MAX_OPERANDS: usize = 4096;
+}
+
+fn mal(e: planus::Error) -> Error {
+    Error::malformed(format!("not a valid TFLite FlatBuffer ({e})"))
+        .with_hint("the file is truncated or corrupted; re-export it from the converter")
+}
+
+/// The builtin operator code of an operator code entry (the larger of the deprecated
+/// 8-bit field and the 32-bit field, as the format defines it).
+fn op_code(c: &schema::OperatorCodeRef) -> Result<i32> {
+    let dep = c.deprecated_builtin_code().map_err(mal)? as i32;
+    let new = c.builtin_code().map_err(mal)?;
+    Ok(dep.max(new))
+}
+
+/// A readable name for an operator code.
+pub fn op_name(code: i32) -> String {
+    match BuiltinOperator::try_from(code) {
+        Ok(b) => {
+            // Debug gives CamelCase; convert to the TFLite SCREAMING_CASE name.
+            let s = format!("{b:?}");
+            let mut out = String::new();
+            let chars: Vec<char> = s.chars().collect();
+            for (i, &ch) in chars.iter().enumerate() {
+                if ch.is_ascii_uppercase() && i > 0 {
+                    let prev = chars[i - 1];
+                    let next_lower = chars.get(i + 1).is_some_and(|c| c.is_ascii_lowercase());
+                    if prev.is_ascii_lowercase() || prev.is_ascii_digit() || (prev.is_ascii_uppercase() && next_lower) {
+                        out.push('_');
+                    }
+                }
+                out.push(ch.to_ascii_uppercase());
+            }
+            // A few names where the CamelCase split differs from TFLite's.
+            match out.as_str() {
+                "CONV2_D" => "CONV_2D".into(),
+                "DEPTHWISE_CONV2_D" => "DEPTHWISE_CONV_2D".into(),
+                "AVERAGE_POOL2_D" => "AVERAGE_POOL_2D".into(),
+                "MAX_POOL2_D" => "MAX_POOL_2D".into(),
+                "L2_POOL2_D" => "L2_POOL_2D".into(),
+                "RELU_N1_TO1" => "RELU_N1_TO_1".into(),
+                "PAD_V2" => "PADV2".into(),
+                "TOPK_V2" | "TOP_K_V2" => "TOPK_V2".into(),
+                _ => out,
+            }
+        }
+        Err(_) => format!("BUILTIN_{code}"),
+    }
+}
+
+fn dtype(t: i8) -> DType {
+    match t {
+        0 => DType::F32,
+        1 => DType::F16,
+        2 => DType::I32,
+        3 => DType::U8,
+        4 => DType::I64,
+        6 => DType::Bool,
+        7 => DType::I16,
+        9 => DType::I8,
+        10 => DType::F64,
+        12 => DType::U64,
+        15 => DType::U32,
+        16 => DType::U16,
+        17 => DType::I4,
+        other => DType::Other(other),
+    }
+}
+
+fn act(v: i8) -> Result<Act> {
+    Ok(match v {
+        0 => Act::None,
+        1 => Act::Relu,
+        2 => Act::ReluN1To1,
+        3 => Act::Relu6,
+        4 => return Err(Error::unsupported("fused TANH activation is not supported")),
+        5 => return Err(Error::unsupported("fused SIGN_BIT activation is not supported")),
+        v => return Err(Error::malformed(format!("unknown fused activation {v}"))),
+    })
+}
+
+fn padding(v: i8) -> Result<Padding> {
+    match v {
+        0 => Ok(Padding::Same),
+        1 => Ok(Padding::Valid),
+        v => Err(Error::malformed(format!("unknown padding {v}"))),
+    }
+}
+
+fn pos(v: i32, what: &str) -> Result<usize> {
+    if v >= 1 && v <= 1 << 16 {
+        Ok(v as usize)
+    } else {
+        Err(Error::invalid(format!("{what} must be between 1 and 65536, got {v}")))
+    }
+}
+
+/// Reads a `.tflite` file into the IR. `name` is used in messages.
+pub fn read(bytes: &[u8], name: &str) -> Result<Graph> {
+    read_inner(bytes, name).map_err(|e| e.with_model(name))
+}
+
+fn read_inner(bytes: &[u8], name: &str) -> Result<Graph> {
+    if bytes.len() > limits::MAX_FILE_BYTES {
+        return Err(Error::limit(format!("file is {} bytes; the limit is {} bytes", bytes.len(), limits::MAX_FILE_BYTES)));
+    }
+    if bytes.len() < 8 {
+        return Err(Error::malformed(format!("file is only {} bytes; a TFLite model is a FlatBuffer of at least 8 bytes", bytes.len())));
+    }
+    if &bytes[4..8] != b"TFL3" {
+        return Err(Error::malformed(format!(
+            "file identifier is {:?}, expected \"TFL3\"",
+            String::from_utf8_lossy(&bytes[4..8])
+        ))
+        .with_hint("this is not a TensorFlow Lite model (.tflite)"));
+    }
+    let model = ModelRef::read_as_root(bytes).map_err(mal)?;
+    let subgraphs = model.subgraphs().map_err(mal)?.ok_or_else(|| Error::malformed("model has no subgraphs"))?;
+    if subgraphs.is_empty() {
+        return Err(Error::malformed("model has no subgraphs"));
+    }
+    let sg = subgraphs.get(0).ok_or_else(|| Error::malformed("model has no subgraphs"))?.map_err(mal)?;
+    let codes: Vec<schema::OperatorCodeRef> = match model.operator_codes().map_err(mal)? {
+        Some(v) => v.iter().collect::<std::result::Result<Vec<_>, _>>().map_err(mal)?,
+        None => Vec::new(),
+    };
+    let buffers = model.buffers().map_err(mal)?;
+    let tensors_fb = sg.tensors().map_err(mal)?.ok_or_else(|| Error::malformed("subgraph 0 has no tensors"))?;
+    if tensors_fb.len() > limits::MAX_TENSORS {
+        return Err(Error::limit(format!("{} tensors; the limit is {}", tensors_fb.len(), limits::MAX_TENSORS)));
+    }
+    let ops_fb = sg.operators().map_err(mal)?;
+    let n_ops = ops_fb.as_ref().map_or(0, |v| v.len());
+    if n_ops > limits::MAX_OPERATORS {
+        return Err(Error::limit(format!("{n_ops} operators; the limit is {}", limits::MAX_OPERATORS)));
+    }
+
+    let mut g = Graph::new(name);
+    let n_tensors = tensors_fb.len();
+    for (i, t) in tensors_fb.iter().enumerate() {
+        let t = t.map_err(mal)?;
+        let tname = t.name().map_err(mal)?.unwrap_or("").to_string();
+        let terr = |e: Error| e.with_tensor(i, tname.clone());
+        let dt = dtype(t.type_().map_err(mal)?);
+        let shape_v: Vec<i32> = match t.shape().map_err(mal)? {
+            Some(s) => {
+                if s.len() > limits::MAX_RANK {
+                    return Err(terr(Error::limit(format!("rank {} exceeds the limit of {}", s.len(), limits::MAX_RANK))));
+                }
+                s.iter().collect()
+            }
+            None => Vec::new(),
+        };
+        let sig: Option<Vec<i32>> = t.shape_signature().map_err(mal)?.map(|s| s.iter().collect());
+        let mut shape = Vec::with_capacity(shape_v.len());
+        for (d, &v) in shape_v.iter().enumerate() {
+            let dynamic = sig.as_ref().and_then(|s| s.get(d)).is_some_and(|&s| s == -1);
+            if dynamic && d == 0 && (v == 1 || v == -1) {
+                shape.push(1);
+                continue;
+            }
+            if dynamic || v < 0 {
+                return Err(terr(Error::unsupported(format!("dimension {d} is dynamic (shape {shape_v:?})"))
+                    .with_hint("only a dynamic batch dimension (resolved to 1) is supported; export the model with static shapes")));
+            }
+            shape.push(v as usize);
+        }
+        let mut elems: usize = 1;
+        for &d in &shape {
+            elems = elems.checked_mul(d).filter(|&e| e <= limits::MAX_ELEMENTS).ok_or_else(|| {
+                terr(Error::limit(format!("shape {shape_v:?} has more than {} elements", limits::MAX_ELEMENTS)))
+            })?;
+        }
+        let quant = match t.quantization().map_err(mal)? {
+            Some(q) => {
+                let scale: Vec<f32> = q.scale().map_err(mal)?.map(|v| v.iter().collect()).unwrap_or_default();
+                let zp: Vec<i64> = q.zero_point().map_err(mal)?.map(|v| v.iter().collect()).unwrap_or_default();
+                if scale.is_empty() {
+                    None
+                } else {
+                    if scale.len() > elems.max(1) {
+                        return Err(terr(Error::invalid(format!("{} quantization scales for {} elements", scale.len(), elems))));
+                    }
+                    if let Some(s) = scale.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+                        // TFLite writes scale 0 for some unused tensors; only reject where used.
+                        if *s != 0.0 {
+                            return Err(terr(Error::invalid(format!("quantization scale {s} is not a positive finite number"))));
+                        }
+                    }
+                    if !zp.is_empty() && zp.len() != scale.len() {
+                        return Err(terr(Error::invalid(format!("{} zero points for {} scales", zp.len(), scale.len()))));
+                    }
+                    let axis = q.quantized_dimension().map_err(mal)?;
+                    let axis = if scale.len() > 1 {
+                        if axis < 0 || axis as usize >= shape.len() || shape[axis as usize] != scale.len() {
+                            return Err(terr(Error::invalid(format!(
+                                "per-channel quantization along dimension {axis} with {} scales does not match shape {shape:?}",
+                                scale.len()
+                            ))));
+                        }
+                        axis as usize
+                    } else {
+                        // person_detect has 1-D biases with quantized_dimension 3; TFLM ignores it.
+                        0
+                    };
+                    let zero_point = if zp.is_empty() { vec![0; scale.len()] } else { zp };
+                    Some(Quant { scale, zero_point, axis })
+                }
+            }
+            None => None,
+        };
+        let bidx = t.buffer().map_err(mal)? as usize;
+        let mut data = None;
+        if bidx != 0 {
+            let bufs = buffers.as_ref().ok_or_else(|| terr(Error::malformed("tensor refers to a buffer but the model has none")))?;
+            if bidx >= bufs.len() {
+                return Err(terr(Error::malformed(format!("buffer index {bidx} out of range (model has {} buffers)", bufs.len()))));
+            }
+            let b = bufs.get(bidx).ok_or_else(|| Error::malformed("buffer index out of range"))?.map_err(mal)?;
+            let mut bytes_opt: Option<&[u8]> = b.data().map_err(mal)?.filter(|d| !d.is_empty());
+            if bytes_opt.is_none() {
+                let off = b.offset().map_err(mal)?;
+                let size = b.size().map_err(mal)?;
+                if off > 1 {
+                    let start = usize::try_from(off).ok();
+                    let end = start.and_then(|s| s.checked_add(usize::try_from(size).ok()?));
+                    match (start, end) {
+                        (Some(s), Some(e)) if e <= bytes.len() => bytes_opt = Some(&bytes[s..e]),
+                        _ => return Err(terr(Error::malformed(format!("buffer {bidx} [offset {off}, size {size}] lies outside the file")))),
+                    }
+                }
+            }
+            if let Some(d) = bytes_opt {
+                let need = if dt == DType::I4 { elems.div_ceil(2) } else { elems.checked_mul(dt.size()).unwrap_or(usize::MAX) };
+                if d.len() != need && !matches!(dt, DType::Other(_)) {
+                    return Err(terr(Error::invalid(format!(
+                        "constant data has {} bytes; shape {shape:?} of {dt} needs {need}",
+                        d.len()
+                    ))));
+                }
+                data = Some(d.to_vec());
+            }
+        }
+        g.tensors.push(Tensor { index: i, name: tname, dtype: dt, shape, quant, data, is_variable: t.is_variable().map_err(mal)? });
+    }
+    let tensor_index = |v: i32, what: &str| -> Result<Option<usize>> {
+        if v == -1 {
+            return Ok(None);
+        }
+        if v < 0 || v as usize >= n_tensors {
+            return Err(Error::malformed(format!("{what} tensor index {v} out of range (subgraph has {n_tensors} tensors)")));
+        }
+        Ok(Some(v as usize))
+    };
+    for v in sg.inputs().map_err(mal)?.map(|v| v.iter().collect::<Vec<i32>>()).unwrap_or_default() {
+        let t = tensor_index(v, "model input")?.ok_or_else(|| Error::malformed("model input index -1"))?;
+        g.inputs.push(t);
+    }
+    for v in sg.outputs().map_err(mal)?.map(|v| v.iter().collect::<Vec<i32>>()).unwrap_or_default() {
+        let t = tensor_index(v, "model output")?.ok_or_else(|| Error::malformed("model output index -1"))?;
+        g.outputs.push(t);
+    }
+    if g.inputs.is_empty() || g.outputs.is_empty() {
+        return Err(Error::invalid("model has no inputs or no outputs"));
+    }
+    if let Some(ops) = ops_fb {
+        for (i, op) in ops.iter().enumerate() {
+            let op = op.map_err(mal)?;
+            let ci = op.opcode_index().map_err(mal)? as usize;
+            let code = codes.get(ci).ok_or_else(|| {
+                Error::malformed(format!("operator code index {ci} out of range (model has {} codes)", codes.len())).with_op(i, "?")
+            })?;
+            let c = op_code(code)?;
+            let oname = if c == 32 {
+                format!("CUSTOM:{}", code.custom_code().map_err(mal)?.unwrap_or("?"))
+            } else {
+                op_name(c)
+            };
+            let wrap = |e: Error| e.with_op(i, oname.clone());
+            let mut inputs = Vec::new();
+            let mut outputs = Vec::new();
+            let ins: Vec<i32> = op.inputs().map_err(mal)?.map(|v| v.iter().collect()).unwrap_or_default();
+            let outs: Vec<i32> = op.outputs().map_err(mal)?.map(|v| v.iter().collect()).unwrap_or_default();
+            if ins.len() > limits::MAX_OPERANDS || outs.len() > limits::MAX_OPERANDS {
+                return Err(wrap(Error::limit("too many operands")));
+            }
+            for v in ins {
+                inputs.push(tensor_index(v, "input").map_err(wrap)?);
+            }
+            for v in outs {
+                outputs.push(tensor_index(v, "output").map_err(wrap)?.ok_or_else(|| wrap(Error::malformed("output tensor index -1")))?);
+            }
+            let node_op = decode(c, &oname, &op, &g, &inputs, &outputs).map_err(wrap)?;
+            g.nodes.add_node(Node { index: i, op: node_op, inputs, outputs });
+        }
+    }
+    g.rebuild_edges();
+    Ok(g)
+}
+
+fn need(inputs: &[Option<usize>], outputs: &[usize], min_in: usize, max_in: usize, n_out: usize) -> Result<()> {
+    let present = inputs.len();
+    if present < min_in || present > max_in {
+        return Err(Error::invalid(format!("expects {min_in}..={max_in} inputs, has {present}")));
+    }
+    for (k, i) in inputs.iter().enumerate().take(min_in) {
+        if i.is_none() {
+            return Err(Error::invalid(format!("required input {k} is missing")));
+        }
+    }
+    if n_out != usize::MAX && outputs.len() != n_out {
+        return Err(Error::invalid(format!("expects {n_out} outputs, has {}", outputs.len())));
+    }
+    Ok(())
+}
+
+fn decode(code: i32, name: &str, op: &OperatorRef, g: &Graph, inputs: &[Option<usize>], outputs: &[usize]) -> Result<Op> {
+    let opts = op.builtin_options().map_err(mal)?;
+    let b = BuiltinOperator::try_from(code).ok();
+    use BuiltinOperator as B;
+    let Some(b) = b else {
+        return Err(unsupported(name));
+    };
+    let _ = g;
+    Ok(match b {
+        B::FullyConnected => {
+            need(inputs, outputs, 2, 3, 1)?;
+            let (a, keep) = match opts {
+                Some(BuiltinOptionsRef::FullyConnectedOptions(o)) => {
+                    if o.weights_format().map_err(mal)? != 0 {
+                        return Err(Error::unsupported("FULLY_CONNECTED with shuffled weights format"));
+                    }
+                    (act(o.fused_activation_function().map_err(mal)?)?, o.keep_num_dims().map_err(mal)?)
+                }
+                _ => (Act::None, false),
+            };
+            Op::FullyConnected { act: a, keep_num_dims: keep }
+        }
+        B::Conv2d => {
+            need(inputs, outputs, 2, 3, 1)?;
+            let Some(BuiltinOptionsRef::Conv2DOptions(o)) = opts else { return Err(Error::malformed("CONV_2D without Conv2DOptions")) };
+            Op::Conv2d {
+                win: Window {
+                    stride_h: pos(o.stride_h().map_err(mal)?, "stride_h")?,
+                    stride_w: pos(o.stride_w().map_err(mal)?, "stride_w")?,
+                    dilation_h: pos(o.dilation_h_factor().map_err(mal)?, "dilation_h_factor")?,
+                    dilation_w: pos(o.dilation_w_factor().map_err(mal)?, "dilation_w_factor")?,
+                    padding: padding(o.padding().map_err(mal)?)?,
+                },
+                act: act(o.fused_activation_function().map_err(mal)?)?,
+            }
+        }
+        B::DepthwiseConv2d => {
+            need(inputs, outputs, 2, 3, 1)?;
+            let Some(BuiltinOptionsRef::DepthwiseConv2DOptions(o)) = opts else {
+                return Err(Error::malformed("DEPTHWISE_CONV_2D without DepthwiseConv2DOptions"));
+            };
+            Op::DepthwiseConv2d {
+                win: Window {
+                    stride_h: pos(o.stride_h().map_err(mal)?, "stride_h")?,
+                    stride_w: pos(o.stride_w().map_err(mal)?, "stride_w")?,
+                    dilation_h: pos(o.dilation_h_factor().map_err(mal)?, "dilation_h_factor")?,
+                    dilation_w: pos(o.dilation_w_factor().map_err(mal)?, "dilation_w_factor")?,
+                    padding: padding(o.padding().map_err(mal)?)?,
+                },
+                depth_multiplier: o.depth_multiplier().map_err(mal)?.max(0) as usize,
+                act: act(o.fused_activation_function().map_err(mal)?)?,
+            }
+        }
+        B::AveragePool2d | B::MaxPool2d => {
+            need(inputs, outputs, 1, 1, 1)?;
+            let Some(BuiltinOptionsRef::Pool2DOptions(o)) = opts else { return Err(Error::malformed("pool without Pool2DOptions")) };
+            let win = Window {
+                stride_h: pos(o.stride_h().map_err(mal)?, "stride_h")?,
+                stride_w: pos(o.stride_w().map_err(mal)?, "stride_w")?,
+                dilation_h: 1,
+                dilation_w: 1,
+                padding: padding(o.padding().map_err(mal)?)?,
+            };
+            let fh = pos(o.filter_height().map_err(mal)?, "filter_height")?;
+            let fw = pos(o.filter_width().map_err(mal)?, "filter_width")?;
+            let a = act(o.fused_activation_function().map_err(mal)?)?;
+            if b == B::AveragePool2d {
+                Op::AveragePool2d { win, filter_h: fh, filter_w: fw, act: a }
+            } else {
+                Op::MaxPool2d { win, filter_h: fh, filter_w: fw, act: a }
+            }
+        }
+        B::Softmax => {
+            need(inputs, outputs, 1, 1, 1)?;
+            let beta = match opts {
+                Some(BuiltinOptionsRef::SoftmaxOptions(o)) => o.beta().map_err(mal)?,
+                _ => 1.0,
+            };
+            if !(beta.is_finite() && beta > 0.0) {
+                return Err(Error::invalid(format!("softmax beta {beta} must be positive and finite")));
+            }
+            Op::Softmax { beta }
+        }
+        B::LogSoftmax => {
+            need(inputs, outputs, 1, 1, 1)?;
+            Op::LogSoftmax
+        }
+        B::Reshape | B::Squeeze | B::ExpandDims => {
+            need(inputs, outputs, 1, 2, 1)?;
+            let kind = match b {
+                B::Reshape => "RESHAPE",
+                B::Squeeze => "SQUEEZE",
+                _ => "EXPAND_DIMS",
+            };
+            let (i, o) = (inputs[0].unwrap_or(0), outputs[0]);
+            if g.t(i).elems() != g.t(o).elems() || g.t(i).dtype != g.t(o).dtype {
+                return Err(Error::invalid(format!(
+                    "{kind} changes the element count or type ({:?} {} -> {:?} {})",
+                    g.t(i).shape, g.t(i).dtype, g.t(o).shape, g.t(o).dtype
+                )));
+            }
+            Op::View { kind }
+        }
+        B::Quantize => {
+            need(inputs, outputs, 1, 1, 1)?;
+            Op::Quantize
+        }
+        B::Dequantize => {
+            need(inputs, outputs, 1, 1, 1)?;
+            Op::Dequantize
+        }
+        B::Relu => unary(inputs, outputs, Op::Relu)?,
+        B::Relu6 => unary(inputs, outputs, Op::Relu6)?,
+        B::ReluN1To1 => unary(inputs, outputs, Op::ReluN1To1)?,
+        B::Logistic => unary(inputs, outputs, Op::Logistic)?,
+        B::Tanh => unary(inputs, outputs, Op::Tanh)?,
+        B::HardSwish => unary(inputs, outputs, Op::HardSwish)?,
+        B::LeakyRelu => {
+            need(inputs, outputs, 1, 1, 1)?;
+            let alpha = match opts {
+                Some(BuiltinOptionsRef::LeakyReluOptions(o)) => o.alpha().map_err(mal)?,
+                _ => 0.2,
+            };
+            Op::LeakyRelu { alpha }
+        }
+        B::Add | B::Sub | B::Mul => {
+            need(inputs, outputs, 2, 2, 1)?;
+            let a = match opts {
+                Some(BuiltinOptionsRef::AddOptions(o)) => act(o.fused_activation_function().map_err(mal)?)?,
+                Some(BuiltinOptionsRef::SubOptions(o)) => act(o.fused_activation_function().map_err(mal)?)?,
+                Some(BuiltinOptionsRef::MulOptions(o)) => act(o.fused_activation_function().map_err(mal)?)?,
+                _ => Act::None,
+            };
+            match b {
+                B::Add => Op::Add { act: a },
+                B::Sub => Op::Sub { act: a },
+                _ => Op::Mul { act: a },
+            }
+        }
+        _ => return Err(unsupported(name)),
+    })
+}
+
+fn unary(inputs: &[Option<usize>], outputs: &[usize], op: Op) -> Result<Op> {
+    need(inputs, outputs, 1, 1, 1)?;
+    Ok(op)
+}
+
+fn unsupported(name: &str) -> Error {
+    let hint = if name.starts_with("CUSTOM:") {
+        "custom operators cannot be compiled; replace it with builtin operators"
+    } else {
+        "replace it with supported operators or open an issue"
+    };
+    Error::unsupported(format!(
+        "operator {name} is not supported; supported operators: {}",
+        crate::codegen::kernels::supported_list()
+    ))
+    .with_hint(hint)
+}

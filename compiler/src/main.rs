@@ -1,0 +1,218 @@
+//! The `microgen` command line: inspect, plan, compile, run.
+
+use clap::{Parser, Subcommand};
+use microgen::{Error, Options};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "microgen", version, about = "Compile TensorFlow Lite models into no_std Rust for microcontrollers")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Show a model's operators, tensors, shapes, quantization, MACs and weight bytes.
+    Inspect {
+        model: PathBuf,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the memory plan: arena size, lower bound, and every tensor's offset and lifetime.
+    Plan {
+        model: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Generate the Rust module for a model.
+    Compile {
+        model: PathBuf,
+        /// Output file (default: standard output).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Run the generated code on the host. Samples are raw little-endian bytes of the input
+    /// tensors' types; per sample, the model's inputs in order, concatenated; several samples
+    /// back to back. Outputs are written the same way (per sample, outputs in model order).
+    Run {
+        model: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+    },
+}
+
+fn opts(model: &Path) -> Options {
+    Options::new(model.display().to_string())
+}
+
+fn read(model: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(model).map_err(|e| Error::io(format!("cannot read model: {e}")).with_model(model.display().to_string()))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Inspect { model, json } => inspect(&model, json),
+        Cmd::Plan { model, json } => plan(&model, json),
+        Cmd::Compile { model, output } => read(&model).and_then(|b| microgen::compile(&b, &opts(&model))).and_then(|c| match output {
+            Some(o) => std::fs::write(&o, c.code).map_err(|e| Error::io(format!("cannot write {}: {e}", o.display()))),
+            None => {
+                print!("{}", c.code);
+                Ok(())
+            }
+        }),
+        Cmd::Run { model, input, output } => microgen::run::run(&model, &input, &output, &opts(&model)).map(|n| {
+            eprintln!("microgen: ran {n} samples");
+        }),
+    };
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn inspect(model: &Path, json: bool) -> Result<(), Error> {
+    let bytes = read(model)?;
+    let o = opts(model);
+    let (g, _) = microgen::analyse(&bytes, &o)?;
+    let c = microgen::compile(&bytes, &o)?;
+    let tensor_json = |t: usize| {
+        let t = g.t(t);
+        serde_json::json!({
+            "index": t.index, "name": t.name, "dtype": t.dtype.name(), "shape": t.shape,
+            "scale": t.quant.as_ref().map(|q| q.scale.clone()), "zero_point": t.quant.as_ref().map(|q| q.zero_point.clone()),
+            "quantized_dimension": t.quant.as_ref().filter(|q| q.per_channel()).map(|q| q.axis),
+            "constant_bytes": t.data.as_ref().map(|d| d.len()),
+        })
+    };
+    let order = g.topo_order()?;
+    let mut ops = Vec::new();
+    for n in &order {
+        let node = &g.nodes[*n];
+        let layer = c.layers.iter().find(|l| l.index == node.index);
+        ops.push(serde_json::json!({
+            "index": node.index, "op": node.op.name(), "attributes": format!("{:?}", node.op),
+            "inputs": node.inputs.iter().map(|i| i.map(|t| g.t(t).index)).collect::<Vec<_>>(),
+            "outputs": node.outputs.iter().map(|&t| g.t(t).index).collect::<Vec<_>>(),
+            "input_shapes": node.inputs.iter().map(|i| i.map(|t| g.t(t).shape.clone())).collect::<Vec<_>>(),
+            "output_shapes": node.outputs.iter().map(|&t| g.t(t).shape.clone()).collect::<Vec<_>>(),
+            "macs": layer.map_or(0, |l| l.macs), "weight_bytes": layer.map_or(0, |l| l.const_bytes),
+            "summary": layer.map(|l| l.doc.clone()),
+        }));
+    }
+    if json {
+        let v = serde_json::json!({
+            "model": model.display().to_string(),
+            "inputs": g.inputs.iter().map(|&t| tensor_json(t)).collect::<Vec<_>>(),
+            "outputs": g.outputs.iter().map(|&t| tensor_json(t)).collect::<Vec<_>>(),
+            "operators": ops,
+            "tensors": (0..g.tensors.len()).map(tensor_json).collect::<Vec<_>>(),
+            "totals": {"macs": c.macs, "weight_bytes": c.weights_bytes, "arena_bytes": c.arena_bytes, "operators": order.len()},
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        return Ok(());
+    }
+    println!("model {}", model.display());
+    for (k, &t) in g.inputs.iter().enumerate() {
+        let t = g.t(t);
+        println!("  input {k}: t{} '{}' {:?} {}{}", t.index, t.name, t.shape, t.dtype, quant_str(t));
+    }
+    for (k, &t) in g.outputs.iter().enumerate() {
+        let t = g.t(t);
+        println!("  output {k}: t{} '{}' {:?} {}{}", t.index, t.name, t.shape, t.dtype, quant_str(t));
+    }
+    println!();
+    println!("{:>4}  {:<20} {:<28} {:<18} {:>12} {:>12}", "op", "operator", "input shapes", "output shape", "MACs", "weight B");
+    for n in &order {
+        let node = &g.nodes[*n];
+        let layer = c.layers.iter().find(|l| l.index == node.index);
+        let ins: Vec<String> = node
+            .inputs
+            .iter()
+            .flatten()
+            .filter(|&&t| !g.t(t).is_const())
+            .map(|&t| format!("{:?}", g.t(t).shape))
+            .collect();
+        let outs: Vec<String> = node.outputs.iter().map(|&t| format!("{:?}", g.t(t).shape)).collect();
+        println!(
+            "{:>4}  {:<20} {:<28} {:<18} {:>12} {:>12}",
+            node.index,
+            node.op.name(),
+            ins.join(" "),
+            outs.join(" "),
+            layer.map_or(0, |l| l.macs),
+            layer.map_or(0, |l| l.const_bytes)
+        );
+    }
+    println!();
+    println!("total: {} operators, {} MACs, {} weight bytes, arena {} bytes", order.len(), c.macs, c.weights_bytes, c.arena_bytes);
+    println!();
+    println!("tensors:");
+    for t in &g.tensors {
+        println!(
+            "  t{:<4} {:<40} {:<18} {:<8}{}{}",
+            t.index,
+            t.name,
+            format!("{:?}", t.shape),
+            t.dtype.name(),
+            quant_str(t),
+            if t.is_const() { format!(" const {} B", t.bytes()) } else { String::new() }
+        );
+    }
+    Ok(())
+}
+
+fn quant_str(t: &microgen::ir::Tensor) -> String {
+    match &t.quant {
+        Some(q) if q.per_channel() => format!(" per-channel({} scales, axis {})", q.scale.len(), q.axis),
+        Some(q) => format!(" scale {} zp {}", q.scale(), q.zp()),
+        None => String::new(),
+    }
+}
+
+fn plan(model: &Path, json: bool) -> Result<(), Error> {
+    let bytes = read(model)?;
+    let o = opts(model);
+    let (g, p) = microgen::analyse(&bytes, &o)?;
+    let c = microgen::compile(&bytes, &o)?;
+    let mut tensors = Vec::new();
+    for (t, tensor) in g.tensors.iter().enumerate() {
+        let Some(loc) = p.loc[t] else { continue };
+        if matches!(loc, microgen::plan::Loc::Const) {
+            continue;
+        }
+        let buf = p.buffers.iter().find(|b| b.root == p.root[t]);
+        tensors.push(serde_json::json!({
+            "index": tensor.index, "name": tensor.name, "bytes": tensor.bytes(), "location": loc,
+            "offset": match loc { microgen::plan::Loc::Arena { offset } => Some(offset), _ => None },
+            "first_step": buf.map(|b| b.first), "last_step": buf.map(|b| b.last),
+            "alias_of": (p.root[t] != t).then(|| g.t(p.root[t]).index),
+        }));
+    }
+    if json {
+        let v = serde_json::json!({
+            "model": model.display().to_string(),
+            "arena_bytes": p.arena_bytes,
+            "lower_bound_bytes": p.lower_bound,
+            "lower_bound_rule": "peak of simultaneously live arena bytes for the schedule used (inputs read in place from the caller, outputs written in place)",
+            "weights_bytes": c.weights_bytes,
+            "schedule": p.schedule.iter().map(|&n| g.nodes[n].index).collect::<Vec<_>>(),
+            "tensors": tensors,
+        });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    } else {
+        println!("arena {} bytes (lower bound {} bytes), weights {} bytes", p.arena_bytes, p.lower_bound, c.weights_bytes);
+        for t in &tensors {
+            println!("  {}", t);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,151 @@
+//! Float helpers for `no_std` (core has no `exp`/`tanh`/`round` without `std`).
+//! Accurate to a few ulp, which is what float conformance (1e-5 relative) needs.
+
+/// Round half away from zero (C `roundf`), then convert with saturation.
+#[inline]
+pub fn round_to_i32(x: f32) -> i32 {
+    // `as` saturates and maps NaN to 0.
+    let t = x as i32;
+    let frac = x - t as f32;
+    if frac >= 0.5 {
+        t.saturating_add(1)
+    } else if frac <= -0.5 {
+        t.saturating_sub(1)
+    } else {
+        t
+    }
+}
+
+/// C `roundf` as a float (half away from zero).
+#[inline]
+pub fn round(x: f32) -> f32 {
+    if !(x.abs() < 8_388_608.0) {
+        return x; // already integral, infinite or NaN
+    }
+    round_to_i32(x) as f32
+}
+
+/// Quantize one float as TFLite's `AffineQuantize` does:
+/// `round(x / scale) + zero_point`, clamped to `[lo, hi]`.
+#[inline]
+pub fn quantize(x: f32, scale: f32, zero_point: i32, lo: i32, hi: i32) -> i32 {
+    let q = round_to_i32(x / scale).saturating_add(zero_point);
+    crate::q::clamp(q, lo, hi)
+}
+
+/// `2^n` as f32 for `n` in the normal range.
+#[inline]
+fn pow2i(n: i32) -> f32 {
+    f32::from_bits(((n + 127) as u32) << 23)
+}
+
+/// `e^x` (Cephes-style range reduction and minimax polynomial, f32 only).
+pub fn exp(x: f32) -> f32 {
+    if x.is_nan() {
+        return x;
+    }
+    if x > 88.722_84 {
+        return f32::INFINITY;
+    }
+    if x < -103.972_08 {
+        return 0.0;
+    }
+    const LOG2E: f32 = 1.442_695_04;
+    const C1: f32 = 0.693_359_375;
+    const C2: f32 = -2.121_944_4e-4;
+    let fx = round(x * LOG2E);
+    let n = fx as i32;
+    let r = x - fx * C1 - fx * C2;
+    let z = r * r;
+    let p = ((((1.987_569_15e-4 * r + 1.398_199_95e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+        + 1.666_666_5e-1)
+        * r
+        + 5.000_000_1e-1;
+    let y = p * z + r + 1.0;
+    // Scale by 2^n in two steps so that subnormal results and n = 128 are handled.
+    if n > 127 {
+        y * pow2i(127) * pow2i(n - 127)
+    } else if n < -126 {
+        y * pow2i(-126) * pow2i(n + 126)
+    } else {
+        y * pow2i(n)
+    }
+}
+
+/// `tanh(x)`.
+pub fn tanh(x: f32) -> f32 {
+    let a = x.abs();
+    if a.is_nan() {
+        return x;
+    }
+    if a < 0.625 {
+        let z = x * x;
+        let p = (((-5.704_988_7e-3 * z + 2.063_908_9e-2) * z - 5.373_971_6e-2) * z + 1.333_144_2e-1)
+            * z
+            - 3.333_328_2e-1;
+        return p * z * x + x;
+    }
+    if a > 9.0 {
+        return if x > 0.0 { 1.0 } else { -1.0 };
+    }
+    let e = exp(2.0 * a);
+    let t = 1.0 - 2.0 / (e + 1.0);
+    if x > 0.0 {
+        t
+    } else {
+        -t
+    }
+}
+
+/// TFLite's float `Logistic`, including its cut-offs.
+pub fn logistic(x: f32) -> f32 {
+    const UPPER: f32 = 16.619_047;
+    const LOWER: f32 = -9.0;
+    if x > UPPER {
+        1.0
+    } else if x < LOWER {
+        exp(x)
+    } else {
+        1.0 / (1.0 + exp(-x))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[test]
+    fn exp_is_accurate() {
+        let mut x = -87.0f32;
+        while x < 88.0 {
+            let want = (x as f64).exp();
+            let got = exp(x) as f64;
+            assert!(((got - want) / want).abs() < 4e-7, "exp({x}) = {got}, want {want}");
+            x += 0.0137;
+        }
+    }
+
+    #[test]
+    fn tanh_is_accurate() {
+        let mut x = -12.0f32;
+        while x < 12.0 {
+            let want = (x as f64).tanh();
+            let got = tanh(x) as f64;
+            assert!((got - want).abs() <= 4e-7 * want.abs().max(1e-3), "tanh({x}) = {got}, want {want}");
+            x += 0.00731;
+        }
+    }
+
+    #[test]
+    fn rounding_is_half_away_from_zero() {
+        assert_eq!(round_to_i32(0.5), 1);
+        assert_eq!(round_to_i32(-0.5), -1);
+        assert_eq!(round_to_i32(0.49999997), 0);
+        assert_eq!(round_to_i32(2.5), 3);
+        assert_eq!(round_to_i32(-2.4), -2);
+        assert_eq!(round_to_i32(1e20), i32::MAX);
+        assert_eq!(quantize(1e20, 0.1, 5, -128, 127), 127);
+        assert_eq!(quantize(-0.25, 0.5, 0, -128, 127), -1);
+    }
+}

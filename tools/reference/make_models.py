@@ -1,0 +1,680 @@
+#!/usr/bin/env python3
+"""Build microgen's own small test models into tests/models/.
+
+    .venv-ref/bin/python tools/reference/make_models.py            # all groups
+    .venv-ref/bin/python tools/reference/make_models.py --group A  # only group A
+    .venv-ref/bin/python tools/reference/make_models.py fc_relu conv_s1_same   # by name
+
+Every model is a tf.function over constant (seeded numpy) weights, or a Keras model
+frozen through a concrete function, converted with the TFLite converter to
+  <name>_f32.tflite   float32
+  <name>_int8.tflite  full-integer int8 (int8 I/O unless the spec says float I/O)
+Shapes are deliberately awkward (odd sizes, channel counts not multiples of 4).
+
+The op list of every produced model is checked against the spec (`ops=`): a model
+whose converter output lacks an intended op fails the build.
+
+Also writes tests/models/models.json (manifest: ops, I/O, the representative input
+distribution used for calibration; make_expected.py reads it) and tests/models/README.md.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+import zlib
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import tflite_info  # noqa: E402
+
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+OUT_DIR = os.path.join(REPO, "tests", "models")
+REP_SAMPLES = 100
+MAX_BYTES = 60 * 1024
+
+
+def seed_of(text):
+    return zlib.crc32(text.encode())
+
+
+# ----------------------------------------------------------------------------
+# Spec registry
+# ----------------------------------------------------------------------------
+class Spec:
+    def __init__(self, name, group, inputs, build, ops, variants=("f32", "int8"), note="",
+                 ops_f32=None, ops_int8=None, refuse_ok=(), int8_io="int8", dynamic_dims=0):
+        self.name = name
+        self.group = group
+        # inputs: list of (shape, mean, std) -- the representative (calibration) distribution
+        self.inputs = [(list(s), float(m), float(sd)) for (s, m, sd) in inputs]
+        self.build = build        # build(rng) -> python function of tf tensors
+        self.ops = set(ops)       # ops that must appear in every variant
+        self.ops_f32 = set(ops_f32 or ())    # extra ops required in the f32 variant
+        self.ops_int8 = set(ops_int8 or ())  # extra ops required in the int8 variant
+        self.variants = variants
+        self.note = note
+        self.refuse_ok = set(refuse_ok)      # variants the converter may refuse (kept as a note)
+        self.int8_io = int8_io               # "int8" or "float" (int8 model with float I/O)
+        # declare the first `dynamic_dims` dimensions (all of size 1) as None in the signature
+        # (shape_signature -1, shape 1): keeps EXPAND_DIMS / SQUEEZE, which the converter
+        # otherwise rewrites to RESHAPE when the shape is static (or has one unknown dim)
+        self.dynamic_dims = dynamic_dims
+
+
+SPECS = []
+
+
+def model(name, group, inputs, ops, **kw):
+    def deco(fn):
+        SPECS.append(Spec(name, group, inputs, fn, ops, **kw))
+        return fn
+    return deco
+
+
+# ----------------------------------------------------------------------------
+# Weight helpers (numpy, seeded per model)
+# ----------------------------------------------------------------------------
+def c(a):
+    return tf.constant(np.asarray(a, dtype=np.float32))
+
+
+def dense_w(rng, n_in, n_out, gain=1.0):
+    w = rng.normal(0.0, gain / np.sqrt(n_in), (n_in, n_out))
+    b = rng.normal(0.0, 0.1, (n_out,))
+    return c(w), c(b)
+
+
+def conv_w(rng, kh, kw, cin, cout, gain=1.0):
+    w = rng.normal(0.0, gain / np.sqrt(kh * kw * cin), (kh, kw, cin, cout))
+    b = rng.normal(0.0, 0.1, (cout,))
+    return c(w), c(b)
+
+
+def dw_w(rng, kh, kw, cin, mult, gain=1.0):
+    w = rng.normal(0.0, gain / np.sqrt(kh * kw), (kh, kw, cin, mult))
+    b = rng.normal(0.0, 0.1, (cin * mult,))
+    return c(w), c(b)
+
+
+def fc(x, wb):
+    return tf.matmul(x, wb[0]) + wb[1]
+
+
+def conv(x, wb, stride=1, padding="SAME", dilation=1):
+    y = tf.nn.conv2d(x, wb[0], strides=[1, stride, stride, 1], padding=padding,
+                     dilations=[1, dilation, dilation, 1])
+    return tf.nn.bias_add(y, wb[1])
+
+
+def dwconv(x, wb, stride=1, padding="SAME", dilation=1):
+    # raw op so that dilation stays a kernel attribute (tf.nn.depthwise_conv2d with
+    # rate>1 would emit SPACE_TO_BATCH_ND / BATCH_TO_SPACE_ND around it)
+    y = tf.raw_ops.DepthwiseConv2dNative(input=x, filter=wb[0], strides=[1, stride, stride, 1],
+                                         padding=padding, dilations=[1, dilation, dilation, 1])
+    return tf.nn.bias_add(y, wb[1])
+
+
+# ----------------------------------------------------------------------------
+# Group A
+# ----------------------------------------------------------------------------
+@model("fc_relu", "A", [([1, 10], 0, 1)], ["FULLY_CONNECTED", "SOFTMAX"],
+       note="Dense(13,relu) -> Dense(7,relu6) -> Dense(5) -> softmax")
+def _fc_relu(rng):
+    l1, l2, l3 = dense_w(rng, 10, 13, 1.5), dense_w(rng, 13, 7, 1.5), dense_w(rng, 7, 5, 2.0)
+
+    def f(x):
+        h = tf.nn.relu(fc(x, l1))
+        h = tf.nn.relu6(fc(h, l2))
+        return tf.nn.softmax(fc(h, l3))
+    return f
+
+
+@model("fc_tanh_sigmoid", "A", [([1, 11], 0, 1)], ["FULLY_CONNECTED", "TANH", "LOGISTIC"],
+       note="Dense(9,tanh) -> Dense(6,sigmoid) -> Dense(3)")
+def _fc_tanh_sigmoid(rng):
+    l1, l2, l3 = dense_w(rng, 11, 9, 1.5), dense_w(rng, 9, 6, 3.0), dense_w(rng, 6, 3, 2.0)
+
+    def f(x):
+        h = tf.tanh(fc(x, l1))
+        h = tf.sigmoid(fc(h, l2))
+        return fc(h, l3)
+    return f
+
+
+@model("add_same", "A", [([1, 12], 0, 1)], ["FULLY_CONNECTED", "ADD"],
+       note="two Dense(15) branches from one input, added (same shape), relu fused into ADD")
+def _add_same(rng):
+    a, b = dense_w(rng, 12, 15), dense_w(rng, 12, 15, 2.0)
+
+    def f(x):
+        return tf.nn.relu(fc(x, a) + fc(x, b))
+    return f
+
+
+@model("add_two_inputs", "A", [([1, 17], 0, 1), ([1, 17], 0.5, 3)], ["ADD"],
+       note="two model inputs (different ranges -> different scales) added elementwise")
+def _add_two_inputs(rng):
+    def f(x, y):
+        return x + y
+    return f
+
+
+@model("reshape_squeeze", "A", [([1, 1, 4, 1, 6], 0, 1)],
+       ["SQUEEZE", "RESHAPE", "FULLY_CONNECTED", "EXPAND_DIMS"], dynamic_dims=2,
+       note="input 1x1x4x1x6 whose first two dims are dynamic in the signature (shape_signature "
+            "[-1,-1,4,1,6], shape [1,1,4,1,6]); with static shapes the converter rewrites "
+            "SQUEEZE/EXPAND_DIMS to RESHAPE. tanh -> squeeze(3) -> 1x1x4x6 -> reshape 1x24 -> "
+            "Dense(8) -> reshape 1x2x4 -> tanh -> expand_dims(1) -> 1x1x2x4")
+def _reshape_squeeze(rng):
+    l1 = dense_w(rng, 24, 8, 1.5)
+
+    def f(x):
+        h = tf.squeeze(tf.tanh(x), axis=3)
+        h = tf.reshape(h, [-1, 24])
+        h = fc(h, l1)
+        h = tf.reshape(h, [-1, 2, 4])
+        h = tf.tanh(h)
+        return tf.expand_dims(h, 1)
+    return f
+
+
+@model("quant_dequant", "A", [([1, 9], 0, 1)], ["FULLY_CONNECTED"],
+       ops_int8=["QUANTIZE", "DEQUANTIZE"], int8_io="float", variants=("int8",),
+       note="int8 model with float32 I/O: QUANTIZE at the input, DEQUANTIZE at the output")
+def _quant_dequant(rng):
+    l1, l2 = dense_w(rng, 9, 7, 1.5), dense_w(rng, 7, 6)
+
+    def f(x):
+        return fc(tf.nn.relu(fc(x, l1)), l2)
+    return f
+
+
+@model("requantize", "A", [([1, 6], 0, 1), ([1, 5], 0, 4)], ["CONCATENATION"],
+       ops_int8=["QUANTIZE"], variants=("int8",),
+       note="concat([tanh(x), Dense(5)(y)]): TANH has a fixed output scale (1/128), CONCATENATION "
+            "needs one scale for all operands, so the converter inserts a QUANTIZE int8->int8 "
+            "(requantize) after TANH")
+def _requantize(rng):
+    l1 = dense_w(rng, 5, 5, 1.0)
+
+    def f(x, y):
+        return tf.concat([tf.tanh(x), fc(y, l1)], axis=-1)
+    return f
+
+
+@model("softmax_beta", "A", [([1, 7], 0, 1)], ["FULLY_CONNECTED", "SOFTMAX"],
+       note="Dense(19) -> softmax over 1x19")
+def _softmax_beta(rng):
+    l1 = dense_w(rng, 7, 19, 2.0)
+
+    def f(x):
+        return tf.nn.softmax(fc(x, l1))
+    return f
+
+
+# ----------------------------------------------------------------------------
+# Group B
+# ----------------------------------------------------------------------------
+IMG = [1, 11, 9, 3]
+
+
+@model("conv_s1_same", "B", [(IMG, 0, 1)], ["CONV_2D"],
+       note="CONV_2D 3x3, 5 filters, stride 1, SAME, relu; input 11x9x3")
+def _conv_s1_same(rng):
+    w = conv_w(rng, 3, 3, 3, 5)
+    return lambda x: tf.nn.relu(conv(x, w))
+
+
+@model("conv_s2_valid", "B", [(IMG, 0, 1)], ["CONV_2D"],
+       note="CONV_2D 3x2 kernel, 5 filters, stride 2, VALID, no activation")
+def _conv_s2_valid(rng):
+    w = conv_w(rng, 3, 2, 3, 5)
+    return lambda x: conv(x, w, stride=2, padding="VALID")
+
+
+@model("conv_s2_same", "B", [(IMG, 0, 1)], ["CONV_2D"],
+       note="CONV_2D 4x3 kernel (asymmetric SAME padding), 7 filters, stride 2, SAME, relu6")
+def _conv_s2_same(rng):
+    w = conv_w(rng, 4, 3, 3, 7)
+    return lambda x: tf.nn.relu6(conv(x, w, stride=2, padding="SAME"))
+
+
+@model("conv_dil2", "B", [(IMG, 0, 1)], ["CONV_2D"],
+       note="CONV_2D 3x3, dilation 2, 5 filters, SAME")
+def _conv_dil2(rng):
+    w = conv_w(rng, 3, 3, 3, 5)
+    return lambda x: conv(x, w, dilation=2)
+
+
+@model("dw_m1", "B", [([1, 9, 7, 5], 0, 1)], ["DEPTHWISE_CONV_2D"],
+       note="DEPTHWISE_CONV_2D 3x3, multiplier 1, stride 1, SAME, relu; 5 channels")
+def _dw_m1(rng):
+    w = dw_w(rng, 3, 3, 5, 1)
+    return lambda x: tf.nn.relu(dwconv(x, w))
+
+
+@model("dw_m2", "B", [([1, 9, 7, 3], 0, 1)], ["DEPTHWISE_CONV_2D"],
+       note="DEPTHWISE_CONV_2D 3x3, multiplier 2, stride 2, VALID")
+def _dw_m2(rng):
+    w = dw_w(rng, 3, 3, 3, 2)
+    return lambda x: dwconv(x, w, stride=2, padding="VALID")
+
+
+@model("dw_dil2", "B", [([1, 9, 7, 5], 0, 1)], ["DEPTHWISE_CONV_2D"],
+       note="DEPTHWISE_CONV_2D 3x3, multiplier 1, dilation 2, SAME, relu6")
+def _dw_dil2(rng):
+    w = dw_w(rng, 3, 3, 5, 1)
+    return lambda x: tf.nn.relu6(dwconv(x, w, dilation=2))
+
+
+POOL_IN = [1, 9, 7, 3]
+
+
+@model("avgpool_same_s2", "B", [(POOL_IN, 0, 1)], ["AVERAGE_POOL_2D"],
+       note="AVERAGE_POOL_2D 3x3 stride 2 SAME on 9x7 (border windows average fewer elements)")
+def _avgpool_same(rng):
+    return lambda x: tf.nn.avg_pool2d(x, 3, 2, "SAME")
+
+
+@model("avgpool_valid_s2", "B", [(POOL_IN, 0, 1)], ["AVERAGE_POOL_2D"],
+       note="AVERAGE_POOL_2D 2x2 stride 2 VALID on 9x7 (last row/col dropped)")
+def _avgpool_valid(rng):
+    return lambda x: tf.nn.avg_pool2d(x, 2, 2, "VALID")
+
+
+@model("maxpool_same_s2", "B", [(POOL_IN, 0, 1)], ["MAX_POOL_2D"],
+       note="MAX_POOL_2D 3x3 stride 2 SAME on 9x7")
+def _maxpool_same(rng):
+    return lambda x: tf.nn.max_pool2d(x, 3, 2, "SAME")
+
+
+@model("maxpool_valid_s2", "B", [(POOL_IN, 0, 1)], ["MAX_POOL_2D"],
+       note="MAX_POOL_2D 2x3 window, stride 2, VALID on 9x7")
+def _maxpool_valid(rng):
+    return lambda x: tf.nn.max_pool2d(x, [2, 3], 2, "VALID")
+
+
+@model("add_bcast", "B", [([1, 5, 7, 3], 0, 1), ([1, 1, 1, 3], 0, 2)], ["ADD"],
+       note="ADD with broadcasting 1x5x7x3 + 1x1x1x3 (two inputs)")
+def _add_bcast(rng):
+    return lambda a, b: a + b
+
+
+@model("sub_bcast", "B", [([1, 5, 7, 3], 0, 1), ([1, 1, 7, 1], 1, 2)], ["SUB"],
+       note="SUB with broadcasting 1x5x7x3 - 1x1x7x1 (two inputs)")
+def _sub_bcast(rng):
+    return lambda a, b: a - b
+
+
+@model("mul_bcast", "B", [([1, 5, 1, 3], 0, 1), ([1, 1, 7, 1], 0, 2)], ["MUL"],
+       note="MUL with broadcasting 1x5x1x3 * 1x1x7x1 -> 1x5x7x3 (two inputs)")
+def _mul_bcast(rng):
+    return lambda a, b: a * b
+
+
+@model("mean_keep", "B", [([1, 7, 5, 6], 0.5, 1)], ["MEAN"],
+       note="MEAN over axes [1,2], keepdims=True -> 1x1x1x6")
+def _mean_keep(rng):
+    return lambda x: tf.reduce_mean(x, axis=[1, 2], keepdims=True)
+
+
+@model("mean_nokeep", "B", [([1, 7, 5, 6], 0.5, 1)], ["MEAN"],
+       note="MEAN over axes [1,2], keepdims=False -> 1x6")
+def _mean_nokeep(rng):
+    return lambda x: tf.reduce_mean(x, axis=[1, 2], keepdims=False)
+
+
+@model("pad", "B", [([1, 5, 7, 3], 0, 1)], ["PAD"],
+       note="PAD [[0,0],[1,2],[2,1],[0,0]] with zeros")
+def _pad(rng):
+    return lambda x: tf.pad(x, [[0, 0], [1, 2], [2, 1], [0, 0]])
+
+
+@model("padv2", "B", [([1, 5, 7, 3], 0, 1)], ["PADV2"],
+       note="PADV2 [[0,0],[2,1],[0,3],[1,0]] with constant 0.75")
+def _padv2(rng):
+    return lambda x: tf.pad(x, [[0, 0], [2, 1], [0, 3], [1, 0]], constant_values=0.75)
+
+
+@model("concat_last", "B", [([1, 5, 7, 3], 0, 1), ([1, 5, 7, 2], 1, 3)], ["CONCATENATION"],
+       note="CONCATENATION along the last axis of two inputs with different ranges/scales")
+def _concat_last(rng):
+    return lambda a, b: tf.concat([a, b], axis=-1)
+
+
+@model("concat_axis1", "B",
+       [([1, 3, 4, 5], 0, 1), ([1, 2, 4, 5], 0, 0.5), ([1, 1, 4, 5], -1, 2)], ["CONCATENATION"],
+       note="CONCATENATION along axis 1 of three inputs with different ranges/scales")
+def _concat_axis1(rng):
+    return lambda a, b, d: tf.concat([a, b, d], axis=1)
+
+
+@model("strided_slice", "B", [([1, 9, 10, 6], 0, 1)], ["STRIDED_SLICE"],
+       note="out0 = x[:, 1:8:2, ::3, 1:5] (strides, begin/end masks); "
+            "out1 = x[:, 2, 1:-1, ::-2] (shrink_axis, negative end, negative stride)")
+def _strided_slice(rng):
+    def f(x):
+        return x[:, 1:8:2, ::3, 1:5], x[:, 2, 1:-1, ::-2]
+    return f
+
+
+@model("transpose", "B", [([1, 4, 5, 6], 0, 1)], ["TRANSPOSE"],
+       note="TRANSPOSE perm [0,3,1,2]")
+def _transpose(rng):
+    return lambda x: tf.transpose(x, [0, 3, 1, 2])
+
+
+@model("minimum_maximum", "B", [([1, 6, 5], 0, 1), ([1, 6, 5], 0.5, 2)], ["MINIMUM", "MAXIMUM"],
+       note="out0 = minimum(a, b); out1 = maximum(a, const[5]) (broadcast)")
+def _minmax(rng):
+    k = c(rng.normal(0, 1, (5,)))
+
+    def f(a, b):
+        return tf.minimum(a, b), tf.maximum(a, k)
+    return f
+
+
+@model("leaky_relu", "B", [([1, 7, 5, 3], 0, 1)], ["LEAKY_RELU"], note="LEAKY_RELU alpha 0.2")
+def _leaky_relu(rng):
+    return lambda x: tf.nn.leaky_relu(x, alpha=0.2)
+
+
+@model("hard_swish", "B", [([1, 7, 5, 3], 0, 2)], ["HARD_SWISH"],
+       note="x * relu6(x + 3) / 6 (fused by the converter into HARD_SWISH)")
+def _hard_swish(rng):
+    return lambda x: x * tf.nn.relu6(x + 3.0) * (1.0 / 6.0)
+
+
+@model("relu_n1_to_1", "B", [([1, 7, 5, 3], 0, 1.5)], ["RELU_N1_TO_1"],
+       note="clip to [-1,1] (converter fuses min/max into RELU_N1_TO_1)")
+def _relu_n1_to_1(rng):
+    return lambda x: tf.minimum(tf.maximum(x, -1.0), 1.0)
+
+
+@model("resize_nearest", "B", [([1, 5, 7, 3], 0, 1)], ["RESIZE_NEAREST_NEIGHBOR"],
+       note="out0 = resize nearest 5x7 -> 9x13 (half_pixel_centers); "
+            "out1 = 5x7 -> 10x14 (align_corners)")
+def _resize_nearest(rng):
+    def f(x):
+        a = tf.image.resize(x, [9, 13], method="nearest")
+        b = tf.compat.v1.image.resize_nearest_neighbor(x, [10, 14], align_corners=True)
+        return a, b
+    return f
+
+
+@model("split", "B", [([1, 4, 5, 6], 0, 1)], ["SPLIT"], note="SPLIT into 3 along the last axis")
+def _split(rng):
+    return lambda x: tuple(tf.split(x, 3, axis=-1))
+
+
+@model("split_v", "B", [([1, 9, 5, 3], 0, 1)], ["SPLIT_V"],
+       note="SPLIT_V sizes [2,4,3] along axis 1")
+def _split_v(rng):
+    return lambda x: tuple(tf.split(x, [2, 4, 3], axis=1))
+
+
+@model("pack", "B", [([1, 5, 3], 0, 1), ([1, 5, 3], 0, 1)], ["PACK"],
+       note="PACK (tf.stack) of two inputs along axis 1 -> 1x2x5x3")
+def _pack(rng):
+    return lambda a, b: tf.stack([a, b], axis=1)
+
+
+@model("unpack", "B", [([1, 3, 4, 5], 0, 1)], ["UNPACK"],
+       note="UNPACK (tf.unstack) along axis 1 -> 3 outputs of 1x4x5")
+def _unpack(rng):
+    return lambda x: tuple(tf.unstack(x, axis=1))
+
+
+@model("arg_max", "B", [([1, 7, 5, 6], 0, 1)], ["ARG_MAX"],
+       note="ARG_MAX over the last axis, int32 output")
+def _arg_max(rng):
+    return lambda x: tf.argmax(x, axis=-1, output_type=tf.int32)
+
+
+@model("log_softmax", "B", [([1, 13], 0, 2)], ["LOG_SOFTMAX"], note="LOG_SOFTMAX over 1x13")
+def _log_softmax(rng):
+    return lambda x: tf.nn.log_softmax(x)
+
+
+@model("prelu", "B", [([1, 7, 5, 3], 0, 1)], ["PRELU"],
+       note="PRELU with per-channel alpha [3] (relu(x) - alpha*relu(-x), fused by the converter)")
+def _prelu(rng):
+    alpha = c([0.25, -0.5, 1.5])
+
+    def f(x):
+        return tf.nn.relu(x) + (-alpha) * tf.nn.relu(-x)
+    return f
+
+
+def _resnet_keras(rng):
+    """Small ResNet-8-like Keras model: conv-bn-relu stem, two residual blocks (the
+    second with a strided 1x1 projection), global average pooling, dense, softmax."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(int(rng.integers(0, 2**31 - 1)))
+    inp = keras.Input((16, 16, 3), batch_size=1)
+
+    def cbr(x, f, k=3, s=1, relu=True):
+        x = layers.Conv2D(f, k, strides=s, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        return layers.ReLU()(x) if relu else x
+
+    x = cbr(inp, 8)
+    y = cbr(x, 8)
+    y = cbr(y, 8, relu=False)
+    x = layers.ReLU()(layers.Add()([x, y]))
+    y = cbr(x, 12, s=2)
+    y = cbr(y, 12, relu=False)
+    sc = cbr(x, 12, k=1, s=2, relu=False)
+    x = layers.ReLU()(layers.Add()([sc, y]))
+    x = layers.GlobalAveragePooling2D()(x)
+    out = layers.Dense(10, activation="softmax")(x)
+    m = keras.Model(inp, out)
+    # non-trivial BatchNorm statistics
+    for layer in m.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.gamma.assign(rng.uniform(0.5, 1.5, n).astype(np.float32))
+            layer.beta.assign(rng.normal(0, 0.2, n).astype(np.float32))
+            layer.moving_mean.assign(rng.normal(0, 0.2, n).astype(np.float32))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n).astype(np.float32))
+    # a few quick training steps on seeded random data (fixed labels)
+    m.compile(optimizer=keras.optimizers.SGD(0.01), loss="sparse_categorical_crossentropy")
+    xs = rng.normal(0, 1, (32, 16, 16, 3)).astype(np.float32)
+    ys = rng.integers(0, 10, (32,))
+    m.fit(xs, ys, batch_size=1, epochs=1, verbose=0, shuffle=False)
+    return m
+
+
+@model("resnet_small", "B", [([1, 16, 16, 3], 0, 1)],
+       ["CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED", "SOFTMAX"],
+       note="Keras ResNet-8-like at 16x16x3: conv-bn-relu, 2 residual adds (one with strided "
+            "1x1 projection), global average pool, dense, softmax")
+def _resnet_small(rng):
+    m = _resnet_keras(rng)
+
+    def f(x):
+        return m(x, training=False)
+    f.trackable = m
+    return f
+
+
+# ----------------------------------------------------------------------------
+# Conversion
+# ----------------------------------------------------------------------------
+def concrete(spec):
+    rng = np.random.default_rng(seed_of(spec.name))
+    fn = spec.build(rng)
+    nd = spec.dynamic_dims
+    sig = [tf.TensorSpec([None] * nd + s[nd:], tf.float32, name=f"in{i}")
+           for i, (s, _, _) in enumerate(spec.inputs)]
+    tfn = tf.function(fn, input_signature=sig, autograph=False)
+    cf = tfn.get_concrete_function()
+    trackable = getattr(fn, "trackable", None)
+    if trackable is None:
+        trackable = tf.Module()
+    return cf, trackable
+
+
+def rep_samples(spec):
+    rng = np.random.default_rng(seed_of(spec.name + "/rep"))
+    return [[rng.normal(m, sd, s).astype(np.float32) for (s, m, sd) in spec.inputs]
+            for _ in range(REP_SAMPLES)]
+
+
+def convert(spec, variant):
+    cf, trackable = concrete(spec)
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([cf], trackable)
+    if variant == "int8":
+        samples = rep_samples(spec)
+
+        def rep():
+            for s in samples:
+                yield s
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = rep
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        if spec.int8_io == "int8":
+            conv.inference_input_type = tf.int8
+            conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def check(spec, variant, buf):
+    ops = tflite_info.op_names(buf)
+    want = set(spec.ops) | (spec.ops_f32 if variant == "f32" else spec.ops_int8)
+    missing = want - set(ops)
+    problems = []
+    if missing:
+        problems.append(f"missing ops {sorted(missing)}")
+    bad = {"READ_VARIABLE", "VAR_HANDLE", "ASSIGN_VARIABLE", "CALL_ONCE", "WHILE", "CUSTOM"}
+    if bad & set(ops):
+        problems.append(f"unwanted ops {sorted(bad & set(ops))}")
+    d = tflite_info.describe(buf)
+    if variant == "int8":
+        floats = [t["dtype"] for op in d["ops"] for t in op["inputs"] + op["outputs"]
+                  if t and t["dtype"] == "float32"]
+        io_float = spec.int8_io == "float"
+        if floats and not io_float:
+            problems.append("float32 tensors in the int8 model")
+    if len(buf) > MAX_BYTES:
+        problems.append(f"{len(buf)} bytes > {MAX_BYTES}")
+    return ops, d, problems
+
+
+def build(spec):
+    entries = {}
+    for variant in spec.variants:
+        fname = f"{spec.name}_{variant}.tflite"
+        path = os.path.join(OUT_DIR, fname)
+        try:
+            buf = convert(spec, variant)
+        except Exception as e:  # converter refused
+            msg = str(e).strip().splitlines()
+            msg = msg[-1] if msg else repr(e)
+            if variant in spec.refuse_ok:
+                print(f"  {fname}: converter refused ({msg}); skipped")
+                entries[variant] = {"refused": msg[:300]}
+                continue
+            raise RuntimeError(f"{fname}: converter failed: {e}") from e
+        ops, d, problems = check(spec, variant, buf)
+        if problems:
+            raise RuntimeError(f"{fname}: {'; '.join(problems)}\n{tflite_info.summary(buf)}")
+        with open(path, "wb") as f:
+            f.write(buf)
+        counts = {}
+        for o in ops:
+            counts[o] = counts.get(o, 0) + 1
+        print(f"  {fname}: {len(buf)} bytes, ops {counts}")
+        # The converter may order the model inputs differently from the tf.function
+        # arguments: attach each model input's calibration distribution by name (in<i>).
+        for k, t in enumerate(d["inputs"]):
+            mt = re.search(r"in(\d+)(:\d+)?$", t["name"])
+            i = int(mt.group(1)) if mt and len(spec.inputs) > 1 else k
+            shape, mean, std = spec.inputs[i]
+            if [int(x) for x in t["shape"]] != shape:
+                raise RuntimeError(f"{fname}: input {k} ({t['name']}) shape {t['shape']} != spec {shape}")
+            t["rep"] = {"arg": i, "mean": mean, "std": std}
+        entries[variant] = {
+            "file": f"tests/models/{fname}",
+            "bytes": len(buf),
+            "ops": ops,
+            "inputs": d["inputs"],
+            "outputs": d["outputs"],
+        }
+    return entries
+
+
+def write_readme(manifest):
+    lines = [
+        "# microgen test models",
+        "",
+        "Generated by `tools/reference/make_models.py` (deterministic, seeded); do not edit by hand.",
+        "`models.json` is the machine-readable manifest (ops, I/O quantization, calibration distribution).",
+        "`<name>_f32.tflite` is float32; `<name>_int8.tflite` is full-integer int8 with int8 I/O",
+        "unless noted (quant_dequant keeps float32 I/O).",
+        "",
+        "| model | group | f32 ops | int8 ops | note |",
+        "|---|---|---|---|---|",
+    ]
+
+    def fmt(v):
+        if v is None:
+            return "-"
+        if "refused" in v:
+            return "refused by converter"
+        counts = {}
+        for o in v["ops"]:
+            counts[o] = counts.get(o, 0) + 1
+        return ", ".join(f"{k}" + (f" x{n}" if n > 1 else "") for k, n in counts.items())
+
+    for name, m in manifest.items():
+        lines.append(f"| {name} | {m['group']} | {fmt(m['variants'].get('f32'))} | "
+                     f"{fmt(m['variants'].get('int8'))} | {m['note']} |")
+    with open(os.path.join(OUT_DIR, "README.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("names", nargs="*")
+    ap.add_argument("--group", choices=["A", "B"])
+    args = ap.parse_args()
+    os.makedirs(OUT_DIR, exist_ok=True)
+    mpath = os.path.join(OUT_DIR, "models.json")
+    manifest = {}
+    if os.path.exists(mpath):
+        with open(mpath) as f:
+            manifest = json.load(f)
+    specs = [s for s in SPECS
+             if (not args.names or s.name in args.names) and (not args.group or s.group == args.group)]
+    if args.names:
+        unknown = set(args.names) - {s.name for s in SPECS}
+        if unknown:
+            sys.exit(f"unknown models: {sorted(unknown)}")
+    for spec in specs:
+        print(spec.name)
+        manifest[spec.name] = {
+            "group": spec.group,
+            "note": spec.note,
+            "rep_inputs": [{"shape": s, "mean": m, "std": sd} for (s, m, sd) in spec.inputs],
+            "variants": build(spec),
+        }
+    order = [s.name for s in SPECS]
+    manifest = {k: manifest[k] for k in sorted(manifest, key=lambda k: order.index(k)
+                                                 if k in order else len(order))}
+    with open(mpath, "w") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+    write_readme(manifest)
+
+
+if __name__ == "__main__":
+    main()
