@@ -348,7 +348,7 @@ def process(case):
         "note": note,
     }
     with open(os.path.join(CASES_DIR, f"{name}.json"), "w") as f:
-        f.write(json_compact(spec) + "\n")
+        f.write(tflite_info.json_dumps(spec) + "\n")
     summ, distinct_rows = summarize(outs, outputs)
     size = os.path.getsize(in_path) + os.path.getsize(out_path)
     print(f"{name}: {n} samples, ref={reference}, {size} bytes")
@@ -361,14 +361,6 @@ def process(case):
         print("    WARNING: every sample gives the same output")
     return {"case": name, "bytes": size, "reference": reference, "xcheck": xcheck, "warn": warn,
             "is_float": is_float}
-
-
-def json_compact(obj):
-    s = json.dumps(obj, indent=2)
-    # keep short numeric lists (shapes) on one line
-    import re
-    return re.sub(r"\[\s+([-\d,\s]+?)\s+\]", lambda m: "[" + ", ".join(
-        x.strip() for x in m.group(1).split(",")) + "]", s)
 
 
 def main():

@@ -571,6 +571,10 @@ def check(spec, variant, buf):
 
 def build(spec):
     entries = {}
+    for variant in ("f32", "int8"):
+        stale = os.path.join(OUT_DIR, f"{spec.name}_{variant}.tflite")
+        if variant not in spec.variants and os.path.exists(stale):
+            os.remove(stale)
     for variant in spec.variants:
         fname = f"{spec.name}_{variant}.tflite"
         path = os.path.join(OUT_DIR, fname)
@@ -671,8 +675,7 @@ def main():
     manifest = {k: manifest[k] for k in sorted(manifest, key=lambda k: order.index(k)
                                                  if k in order else len(order))}
     with open(mpath, "w") as f:
-        json.dump(manifest, f, indent=1)
-        f.write("\n")
+        f.write(tflite_info.json_dumps(manifest, indent=1) + "\n")
     write_readme(manifest)
 
 

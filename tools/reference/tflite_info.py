@@ -6,6 +6,7 @@
 Prints operators (with a few interesting options), inputs and outputs with dtype,
 shape and quantization.
 """
+import json
 import sys
 
 import numpy as np
@@ -97,6 +98,21 @@ def describe(buf):
         "inputs": [_tensor_info(m, int(i)) for i in sg.inputs],
         "outputs": [_tensor_info(m, int(i)) for i in sg.outputs],
     }
+
+
+def json_dumps(obj, indent=2, width=100, _level=0):
+    """json.dumps with containers that fit in `width` characters kept on one line."""
+    flat = json.dumps(obj)
+    pad = " " * (indent * _level)
+    if len(flat) + len(pad) <= width or not isinstance(obj, (list, dict)) or not obj:
+        return flat
+    inner = " " * (indent * (_level + 1))
+    if isinstance(obj, list):
+        items = [inner + json_dumps(v, indent, width, _level + 1) for v in obj]
+        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
+    items = [inner + json.dumps(k) + ": " + json_dumps(v, indent, width, _level + 1).lstrip()
+             for k, v in obj.items()]
+    return "{\n" + ",\n".join(items) + "\n" + pad + "}"
 
 
 def _fmt_t(t):

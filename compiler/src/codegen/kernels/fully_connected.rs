@@ -162,8 +162,8 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 const DEPTH: usize = #d_l;
                 const OUT: usize = #o_l;
                 const BATCHES: usize = #b_l;
-                let x = &x0[..BATCHES * DEPTH];
-                let y = &mut y0[..BATCHES * OUT];
+                let x = &x0[..];
+                let y = &mut y0[..];
                 for b in 0..BATCHES {
                     for o in 0..OUT {
                         let w = &#w_id[o * DEPTH * 4..(o + 1) * DEPTH * 4];

@@ -93,8 +93,8 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             let body = quote! {
                 const ROWS: usize = #r_l;
                 const DEPTH: usize = #d_l;
-                let x = &x0[..ROWS * DEPTH];
-                let y = &mut y0[..ROWS * DEPTH];
+                let x = &x0[..];
+                let y = &mut y0[..];
                 for r in 0..ROWS {
                     let base = r * DEPTH;
                     let mut max = f32::MIN;
