@@ -101,7 +101,9 @@ impl fmt::Display for Error {
         }
         write!(f, ": {}", self.message)?;
         if let Some(h) = &self.hint {
-            write!(f, ". {h}")?;
+            let mut c = h.chars();
+            let first = c.next().map(|c| c.to_uppercase().to_string()).unwrap_or_default();
+            write!(f, ". {first}{}", c.as_str())?;
         }
         Ok(())
     }

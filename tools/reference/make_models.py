@@ -343,21 +343,27 @@ def _padv2(rng):
 
 
 @model("concat_last", "B", [([1, 5, 7, 3], 0, 1), ([1, 5, 7, 2], 1, 3)], ["CONCATENATION"],
-       note="CONCATENATION along the last axis of two inputs with different ranges/scales")
+       ops_int8=["QUANTIZE"],
+       note="CONCATENATION along the last axis of [a, logistic(b)]: LOGISTIC's fixed output scale "
+            "(1/256) differs from a's, so the int8 model requantizes it (QUANTIZE int8->int8) "
+            "before the concatenation (TFLM's int8 CONCATENATION needs equal scales)")
 def _concat_last(rng):
-    return lambda a, b: tf.concat([a, b], axis=-1)
+    return lambda a, b: tf.concat([a, tf.sigmoid(b)], axis=-1)
 
 
 @model("concat_axis1", "B",
        [([1, 3, 4, 5], 0, 1), ([1, 2, 4, 5], 0, 0.5), ([1, 1, 4, 5], -1, 2)], ["CONCATENATION"],
-       note="CONCATENATION along axis 1 of three inputs with different ranges/scales")
+       ops_int8=["QUANTIZE"],
+       note="CONCATENATION along axis 1 of [a, tanh(b), d] (three inputs; tanh's fixed scale "
+            "forces a requantize in the int8 model)")
 def _concat_axis1(rng):
-    return lambda a, b, d: tf.concat([a, b, d], axis=1)
+    return lambda a, b, d: tf.concat([a, tf.tanh(b), d], axis=1)
 
 
 @model("strided_slice", "B", [([1, 9, 10, 6], 0, 1)], ["STRIDED_SLICE"],
-       note="out0 = x[:, 1:8:2, ::3, 1:5] (strides, begin/end masks); "
-            "out1 = x[:, 2, 1:-1, ::-2] (shrink_axis, negative end, negative stride)")
+       note="two outputs: x[:, 1:8:2, ::3, 1:5] -> 1x4x4x4 (strides, begin/end masks) and "
+            "x[:, 2, 1:-1, ::-2] -> 1x8x3 (shrink_axis, negative end, negative stride); "
+            "the converter decides the output order")
 def _strided_slice(rng):
     def f(x):
         return x[:, 1:8:2, ::3, 1:5], x[:, 2, 1:-1, ::-2]
@@ -371,7 +377,8 @@ def _transpose(rng):
 
 
 @model("minimum_maximum", "B", [([1, 6, 5], 0, 1), ([1, 6, 5], 0.5, 2)], ["MINIMUM", "MAXIMUM"],
-       note="out0 = minimum(a, b); out1 = maximum(a, const[5]) (broadcast)")
+       note="outputs minimum(a, b) and maximum(a, const[5]) (broadcast); in int8 a is "
+            "requantized to b's scale for MINIMUM")
 def _minmax(rng):
     k = c(rng.normal(0, 1, (5,)))
 
@@ -398,8 +405,8 @@ def _relu_n1_to_1(rng):
 
 
 @model("resize_nearest", "B", [([1, 5, 7, 3], 0, 1)], ["RESIZE_NEAREST_NEIGHBOR"],
-       note="out0 = resize nearest 5x7 -> 9x13 (half_pixel_centers); "
-            "out1 = 5x7 -> 10x14 (align_corners)")
+       note="two outputs: resize nearest 5x7 -> 9x13 (half_pixel_centers) and 5x7 -> 10x14 "
+            "(align_corners); the converter decides the output order")
 def _resize_nearest(rng):
     def f(x):
         a = tf.image.resize(x, [9, 13], method="nearest")
@@ -445,10 +452,10 @@ def _log_softmax(rng):
 @model("prelu", "B", [([1, 7, 5, 3], 0, 1)], ["PRELU"],
        note="PRELU with per-channel alpha [3] (relu(x) - alpha*relu(-x), fused by the converter)")
 def _prelu(rng):
-    alpha = c([0.25, -0.5, 1.5])
+    alpha = c([[[0.25, -0.5, 1.5]]])  # rank = input rank - 1 (converter PReLU pattern)
 
     def f(x):
-        return tf.nn.relu(x) + (-alpha) * tf.nn.relu(-x)
+        return tf.nn.relu(x) + tf.nn.relu(-x) * (-alpha)
     return f
 
 
@@ -520,6 +527,12 @@ def concrete(spec):
     trackable = getattr(fn, "trackable", None)
     if trackable is None:
         trackable = tf.Module()
+    else:
+        # Keras 3 layers hold resource variables: converting the function as is leaves
+        # VAR_HANDLE / READ_VARIABLE ops in the model. Freeze them into constants.
+        from tensorflow.python.framework.convert_to_constants import (
+            convert_variables_to_constants_v2)
+        cf = convert_variables_to_constants_v2(cf)
     return cf, trackable
 
 

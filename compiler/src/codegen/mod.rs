@@ -147,7 +147,7 @@ pub fn generate(g: &Graph, plan: &Plan, header: &str) -> Result<Generated> {
         }
         let body = &k.body;
         let statics = &k.statics;
-        let doc = format!("{} (operator {}, step {}): {}", node.op.name(), node.index, step, k.doc);
+        let doc = format!(" {} (operator {}, step {}): {}", node.op.name(), node.index, step, k.doc);
         kernel_items.extend(quote! {
             #statics
             #[doc = #doc]
@@ -207,7 +207,7 @@ pub fn generate(g: &Graph, plan: &Plan, header: &str) -> Result<Generated> {
     let total_macs: u64 = layers.iter().map(|l| l.macs).sum();
     let macs_lit = proc_macro2::Literal::u64_unsuffixed(total_macs);
     let predict_doc = format!(
-        "Runs the model once: reads `input`, writes `output`. Uses `arena` as scratch memory ({} bytes). {} multiply-accumulates.",
+        " Runs the model once: reads `input`, writes `output`. Uses `arena` as scratch memory ({} bytes). {} multiply-accumulates.",
         plan.arena_bytes, total_macs
     );
     items.extend(quote! {
@@ -351,7 +351,7 @@ fn io_api(g: &Graph, ts: &[TensorId], what: &str, single: bool) -> Result<TokenS
         let shape_id = format_ident!("{}_SHAPE", prefix);
         let dims: Vec<TokenStream> = tt.shape.iter().map(|&d| lit::usize(d)).collect();
         let rank = lit::usize(tt.shape.len());
-        let doc = format!("Shape of model {what} {k} (tensor {} '{}', {}).", tt.index, tt.name, tt.dtype);
+        let doc = format!(" Shape of model {what} {k} (tensor {} '{}', {}).", tt.index, tt.name, tt.dtype);
         out.extend(quote! {
             #[doc = #doc]
             pub const #shape_id: [usize; #rank] = [#(#dims),*];
@@ -362,9 +362,9 @@ fn io_api(g: &Graph, ts: &[TensorId], what: &str, single: bool) -> Result<TokenS
             let s = lit::f32(q.scale());
             let z = lit::i32(q.zp());
             out.extend(quote! {
-                #[doc = "Quantization scale (real value = scale * (q - zero_point))."]
+                #[doc = " Quantization scale (real value = scale * (q - zero_point))."]
                 pub const #scale_id: f32 = #s;
-                #[doc = "Quantization zero point."]
+                #[doc = " Quantization zero point."]
                 pub const #zp_id: i32 = #z;
             });
             if what == "input" {
@@ -389,7 +389,7 @@ fn io_api(g: &Graph, ts: &[TensorId], what: &str, single: bool) -> Result<TokenS
     }
     if single {
         let (_, ty, tt) = &fields[0];
-        let doc = format!("The model's {what}: tensor {} '{}', shape {:?}, {}.", tt.index, tt.name, tt.shape, tt.dtype);
+        let doc = format!(" The model's {what}: tensor {} '{}', shape {:?}, {}.", tt.index, tt.name, tt.shape, tt.dtype);
         out.extend(quote! {
             #[doc = #doc]
             pub type #ty_name = #ty;
@@ -398,7 +398,7 @@ fn io_api(g: &Graph, ts: &[TensorId], what: &str, single: bool) -> Result<TokenS
         let fs: Vec<TokenStream> = fields
             .iter()
             .map(|(f, ty, tt)| {
-                let doc = format!("Tensor {} '{}', shape {:?}, {}.", tt.index, tt.name, tt.shape, tt.dtype);
+                let doc = format!(" Tensor {} '{}', shape {:?}, {}.", tt.index, tt.name, tt.shape, tt.dtype);
                 quote!(#[doc = #doc] pub #f: #ty)
             })
             .collect();
@@ -410,7 +410,7 @@ fn io_api(g: &Graph, ts: &[TensorId], what: &str, single: bool) -> Result<TokenS
                 quote!(#f: [#z; #n])
             })
             .collect();
-        let doc = format!("The model's {what}s, in the model's order.");
+        let doc = format!(" The model's {what}s, in the model's order.");
         out.extend(quote! {
             #[doc = #doc]
             #[derive(Clone, Copy, Debug, PartialEq)]

@@ -6,7 +6,10 @@ use crate::error::Result;
 use crate::ir::Op;
 
 pub mod add;
+pub mod conv;
+pub mod depthwise;
 pub mod fully_connected;
+pub mod pool;
 pub mod quant;
 pub mod softmax;
 pub mod unary;
@@ -14,6 +17,9 @@ pub mod unary;
 /// The operators code can be generated for, as (name, data types).
 pub const SUPPORTED: &[(&str, &str)] = &[
     ("FULLY_CONNECTED", "int8 (per-tensor or per-channel weights), float32, hybrid int8 weights with float32 activations"),
+    ("CONV_2D", "int8 (per-tensor or per-channel weights), float32, hybrid int8 weights with float32 activations"),
+    ("DEPTHWISE_CONV_2D", "int8 (per-tensor or per-channel weights), float32, hybrid int8 weights with float32 activations"),
+    ("AVERAGE_POOL_2D / MAX_POOL_2D", "int8, float32"),
     ("SOFTMAX", "int8, float32"),
     ("RESHAPE / SQUEEZE / EXPAND_DIMS", "any (no code: views)"),
     ("QUANTIZE", "float32 -> int8, int8 -> int8"),
@@ -30,6 +36,9 @@ pub fn supported_list() -> String {
 pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
     match &ctx.node.op {
         Op::FullyConnected { .. } => fully_connected::emit(ctx),
+        Op::Conv2d { .. } => conv::emit(ctx),
+        Op::DepthwiseConv2d { .. } => depthwise::emit(ctx),
+        Op::AveragePool2d { .. } | Op::MaxPool2d { .. } => pool::emit(ctx),
         Op::Softmax { .. } => softmax::emit(ctx),
         Op::Relu | Op::Relu6 | Op::ReluN1To1 | Op::Logistic | Op::Tanh => unary::emit(ctx),
         Op::Quantize | Op::Dequantize => quant::emit(ctx),

@@ -1,0 +1,504 @@
+//! CONV_2D: int8 (TFLM `reference_integer_ops::ConvPerChannel`), float32 (`ConvFloat`), and
+//! hybrid (int8 weights dequantized at compile time, float32 activations). Also the window
+//! geometry (TFLite `ComputePaddingHeightWidth`) shared with DEPTHWISE_CONV_2D and the pools.
+
+use super::super::{lit, Kernel, KernelCtx};
+use super::{const_f32, const_i32, quantize_multiplier};
+use crate::error::Result;
+use crate::ir::{Act, DType, Op, Padding, Tensor, Window};
+use proc_macro2::TokenStream;
+use quote::quote;
+
+/// Geometry of a 2-D window operator on an NHWC input.
+#[derive(Debug, Clone, Copy)]
+pub struct Geom {
+    pub n: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub kw: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub dh: usize,
+    pub dw: usize,
+    /// Top / left padding (TFLM's loops use only these).
+    pub pad_h: usize,
+    pub pad_w: usize,
+    /// Some output position has a window that is not entirely inside the input.
+    pub partial: bool,
+    /// Some output position has a window with no tap inside the input.
+    pub empty: bool,
+}
+
+/// TFLite `ComputeOutSize`.
+fn out_size(p: Padding, n: usize, k: usize, s: usize, d: usize) -> i64 {
+    let eff = (k as i64 - 1) * d as i64 + 1;
+    match p {
+        Padding::Same => (n as i64 + s as i64 - 1) / s as i64,
+        Padding::Valid => (n as i64 + s as i64 - eff) / s as i64,
+    }
+}
+
+/// TFLite `ComputePaddingWithOffset` (the leading padding).
+fn pad(s: usize, d: usize, n: usize, k: usize, out: usize) -> usize {
+    let eff = (k as i64 - 1) * d as i64 + 1;
+    let total = (out as i64 - 1) * s as i64 + eff - n as i64;
+    (total.max(0) / 2) as usize
+}
+
+/// The taps `k` in `0..kn` with `0 <= o + k * d < n`, as a range (TFLM's clipped window).
+fn tap_range(o: i64, n: usize, kn: usize, d: usize) -> (usize, usize) {
+    let d = d as i64;
+    let lo = if o < 0 { (-o + d - 1) / d } else { 0 };
+    let hi = if (n as i64) > o { ((n as i64 - o + d - 1) / d).min(kn as i64) } else { 0 };
+    (lo as usize, hi.max(lo) as usize)
+}
+
+/// Validates the input/output shapes of a window operator with a `kh` x `kw` window and
+/// computes its geometry. `cout` is the expected number of output channels.
+pub fn geometry(ctx: &KernelCtx, x: &Tensor, y: &Tensor, kh: usize, kw: usize, win: &Window, cout: usize) -> Result<Geom> {
+    if x.shape.len() != 4 {
+        return Err(ctx.err(format!("input must be 4-D [batches, height, width, channels], got shape {:?}", x.shape)));
+    }
+    if y.shape.len() != 4 {
+        return Err(ctx.err(format!("output must be 4-D [batches, height, width, channels], got shape {:?}", y.shape)));
+    }
+    let (n, h, w, c) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3]);
+    if n == 0 || h == 0 || w == 0 || c == 0 || kh == 0 || kw == 0 || cout == 0 {
+        return Err(ctx.err(format!("empty input {:?} or window {kh}x{kw}", x.shape)));
+    }
+    let (sh, sw, dh, dw) = (win.stride_h, win.stride_w, win.dilation_h, win.dilation_w);
+    if sh == 0 || sw == 0 || dh == 0 || dw == 0 {
+        return Err(ctx.err("strides and dilations must be at least 1"));
+    }
+    let oh = out_size(win.padding, h, kh, sh, dh);
+    let ow = out_size(win.padding, w, kw, sw, dw);
+    if oh <= 0 || ow <= 0 {
+        return Err(ctx.err(format!(
+            "window {kh}x{kw} (dilation {dh}x{dw}) is larger than the input {h}x{w} with VALID padding"
+        )));
+    }
+    let (oh, ow) = (oh as usize, ow as usize);
+    let want = [n, oh, ow, cout];
+    if y.shape[..] != want[..] {
+        return Err(ctx.err(format!(
+            "output shape {:?} does not match the computed shape {:?} (input {:?}, window {kh}x{kw}, stride {sh}x{sw}, dilation {dh}x{dw}, {:?} padding)",
+            y.shape, want, x.shape, win.padding
+        )));
+    }
+    let pad_h = pad(sh, dh, h, kh, oh);
+    let pad_w = pad(sw, dw, w, kw, ow);
+    let (mut partial, mut empty) = (false, false);
+    let rows: Vec<(usize, usize)> = (0..oh).map(|o| tap_range((o * sh) as i64 - pad_h as i64, h, kh, dh)).collect();
+    let cols: Vec<(usize, usize)> = (0..ow).map(|o| tap_range((o * sw) as i64 - pad_w as i64, w, kw, dw)).collect();
+    for &(a, b) in rows.iter() {
+        partial |= a != 0 || b != kh;
+        empty |= a >= b;
+    }
+    for &(a, b) in cols.iter() {
+        partial |= a != 0 || b != kw;
+        empty |= a >= b;
+    }
+    Ok(Geom { n, h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, pad_h, pad_w, partial, empty })
+}
+
+impl Geom {
+    /// `const` declarations of the geometry for a kernel body.
+    pub fn decls(&self) -> TokenStream {
+        let (n, h, w, c) = (lit::usize(self.n), lit::usize(self.h), lit::usize(self.w), lit::usize(self.c));
+        let (oh, ow, kh, kw) = (lit::usize(self.oh), lit::usize(self.ow), lit::usize(self.kh), lit::usize(self.kw));
+        let (sh, sw, dh, dw) = (lit::usize(self.sh), lit::usize(self.sw), lit::usize(self.dh), lit::usize(self.dw));
+        let (ph, pw) = (lit::usize(self.pad_h), lit::usize(self.pad_w));
+        quote! {
+            const N: usize = #n;
+            const H: usize = #h;
+            const W: usize = #w;
+            const C: usize = #c;
+            const OH: usize = #oh;
+            const OW: usize = #ow;
+            const KH: usize = #kh;
+            const KW: usize = #kw;
+            const SH: usize = #sh;
+            const SW: usize = #sw;
+            const DH: usize = #dh;
+            const DW: usize = #dw;
+            const PAD_H: isize = #ph;
+            const PAD_W: isize = #pw;
+        }
+    }
+
+    /// The loops over batches and output positions, with `iy0`/`ix0` (window origin) and,
+    /// when some window is clipped, `ky0..ky1` / `kx0..kx1` (taps inside the input) and
+    /// `full`; otherwise those are the whole window. `body` runs per output position with
+    /// `yb` = index of its first output element (`cout` channels per position).
+    pub fn loops(&self, cout: &TokenStream, body: TokenStream) -> TokenStream {
+        let ranges = if self.partial {
+            quote! {
+                /// Taps `k < kn` with `0 <= o + k * d < n`.
+                #[inline(always)]
+                fn taps(o: isize, n: usize, kn: usize, d: usize) -> (usize, usize) {
+                    let d = d as isize;
+                    let lo = if o < 0 { (-o + d - 1) / d } else { 0 };
+                    let hi = if (n as isize) > o { ((n as isize - o + d - 1) / d).min(kn as isize) } else { 0 };
+                    (lo as usize, if hi > lo { hi as usize } else { lo as usize })
+                }
+            }
+        } else {
+            quote!()
+        };
+        let (row, col, full) = if self.partial {
+            (
+                quote!(let (ky0, ky1) = taps(iy0, H, KH, DH);),
+                quote!(let (kx0, kx1) = taps(ix0, W, KW, DW);),
+                quote!(let full = ky0 == 0 && ky1 == KH && kx0 == 0 && kx1 == KW;),
+            )
+        } else {
+            (quote!(let (ky0, ky1) = (0usize, KH);), quote!(let (kx0, kx1) = (0usize, KW);), quote!(let full = true;))
+        };
+        quote! {
+            #ranges
+            for b in 0..N {
+                for oy in 0..OH {
+                    let iy0 = (oy * SH) as isize - PAD_H;
+                    #row
+                    for ox in 0..OW {
+                        let ix0 = (ox * SW) as isize - PAD_W;
+                        #col
+                        #full
+                        let yb = ((b * OH + oy) * OW + ox) * #cout;
+                        #body
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Per-channel requantization constants and the expression applying them to `acc` for
+/// channel `oc`.
+pub fn requant(mults: &[(i32, i32)]) -> (TokenStream, TokenStream) {
+    let uniform = mults.iter().all(|m| *m == mults[0]);
+    if uniform {
+        let (m, s) = (lit::i32(mults[0].0), lit::i32(mults[0].1));
+        (quote!(const MULT: i32 = #m; const SHIFT: i32 = #s;), quote!(::microgen_rt::q::mbqm(acc, MULT, SHIFT)))
+    } else {
+        let n = lit::usize(mults.len());
+        let m = lit::i32s(&mults.iter().map(|m| m.0).collect::<Vec<_>>());
+        let s = lit::i32s(&mults.iter().map(|m| m.1).collect::<Vec<_>>());
+        (
+            quote!(const MULT: [i32; #n] = #m; const SHIFT: [i32; #n] = #s;),
+            quote!(::microgen_rt::q::mbqm(acc, MULT[oc], SHIFT[oc])),
+        )
+    }
+}
+
+/// Bytes of the requantization constants.
+pub fn requant_bytes(mults: &[(i32, i32)]) -> usize {
+    if mults.iter().all(|m| *m == mults[0]) {
+        0
+    } else {
+        8 * mults.len()
+    }
+}
+
+/// The float activation clamp of `v`.
+pub fn clamp_f32(act: Act) -> TokenStream {
+    if act == Act::None {
+        quote!(v)
+    } else {
+        let (lo, hi) = act.range_f32();
+        let (lo, hi) = (lit::f32(lo), lit::f32(hi));
+        quote!(v.max(#lo).min(#hi))
+    }
+}
+
+/// The constant bias of a convolution: `None` when absent; an error when not constant or
+/// of the wrong size.
+pub fn bias<'a>(ctx: &'a KernelCtx, cout: usize) -> Result<Option<&'a Tensor>> {
+    let Some(b) = ctx.node.input(2) else { return Ok(None) };
+    let b = ctx.g.t(b);
+    if b.elems() != cout || !b.is_const() {
+        return Err(ctx.err(format!("bias must be a constant with {} elements, got shape {:?}", cout, b.shape)));
+    }
+    if b.data.as_ref().map_or(0, |d| d.len()) < b.bytes() {
+        return Err(ctx.err("bias data is shorter than its shape"));
+    }
+    Ok(Some(b))
+}
+
+pub fn bias_i32(ctx: &KernelCtx, b: Option<&Tensor>, cout: usize, op: &str) -> Result<Vec<i32>> {
+    match b {
+        Some(b) if b.dtype == DType::I32 => {
+            let v = const_i32(b).unwrap_or_default();
+            if v.len() != cout {
+                return Err(ctx.err(format!("bias has {} values for {} output channels", v.len(), cout)));
+            }
+            Ok(v)
+        }
+        Some(b) => Err(ctx.unsupported(format!("int8 {op} with {} bias (expected int32)", b.dtype))),
+        None => Ok(vec![0; cout]),
+    }
+}
+
+pub fn bias_f32(ctx: &KernelCtx, b: Option<&Tensor>, cout: usize, op: &str) -> Result<Vec<f32>> {
+    match b {
+        Some(b) if b.dtype == DType::F32 => {
+            let v = const_f32(b).unwrap_or_default();
+            if v.len() != cout {
+                return Err(ctx.err(format!("bias has {} values for {} output channels", v.len(), cout)));
+            }
+            Ok(v)
+        }
+        Some(b) => Err(ctx.unsupported(format!("float {op} with {} bias (expected float32)", b.dtype))),
+        None => Ok(vec![0.0; cout]),
+    }
+}
+
+/// Per-channel requantization multipliers `input_scale * filter_scale[c] / output_scale`
+/// (TFLite `PopulateConvolutionQuantizationParams`), after checking the weights'
+/// quantization (symmetric, per-tensor or per-channel along `axis`).
+pub fn conv_mults(ctx: &KernelCtx, x: &Tensor, w: &Tensor, y: &Tensor, cout: usize, axis: usize) -> Result<(i32, i32, Vec<(i32, i32)>)> {
+    let (xq, wq, yq) = (
+        x.q().ok_or_else(|| ctx.err("int8 input has no quantization"))?,
+        w.q().ok_or_else(|| ctx.err("int8 weights have no quantization"))?,
+        y.q().ok_or_else(|| ctx.err("int8 output has no quantization"))?,
+    );
+    if xq.scale.is_empty() || wq.scale.is_empty() || yq.scale.is_empty() {
+        return Err(ctx.err("quantization without a scale"));
+    }
+    if wq.zero_point.iter().any(|&z| z != 0) {
+        return Err(ctx.unsupported("int8 weights with a non-zero zero point (TFLM requires symmetric weights)"));
+    }
+    if wq.per_channel() && (wq.scale.len() != cout || wq.axis != axis) {
+        return Err(ctx.err(format!(
+            "per-channel weights have {} scales along dimension {}; expected {} along dimension {}",
+            wq.scale.len(),
+            wq.axis,
+            cout,
+            axis
+        )));
+    }
+    let mults = (0..cout)
+        .map(|o| {
+            let ws = if wq.per_channel() { wq.scale[o] } else { wq.scale() };
+            quantize_multiplier(xq.scale() as f64 * ws as f64 / yq.scale() as f64)
+        })
+        .collect();
+    Ok((-xq.zp(), yq.zp(), mults))
+}
+
+/// Dequantizes constant int8 weights with per-channel scales along the dimension whose
+/// index for element `i` is `chan(i)`.
+pub fn dequantize_weights(ctx: &KernelCtx, w: &Tensor, data: &[u8], chan: impl Fn(usize) -> usize) -> Result<Vec<f32>> {
+    let wq = w.q().ok_or_else(|| ctx.err("int8 weights have no quantization"))?;
+    if wq.scale.is_empty() {
+        return Err(ctx.err("int8 weights have no scale"));
+    }
+    Ok(data
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let c = if wq.per_channel() { chan(i).min(wq.scale.len() - 1) } else { 0 };
+            let z = wq.zero_point.get(c).or(wq.zero_point.first()).copied().unwrap_or(0) as i32;
+            wq.scale[c] * ((v as i8 as i32) - z) as f32
+        })
+        .collect())
+}
+
+pub fn f32_values(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+pub fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
+    let Op::Conv2d { win, act } = ctx.node.op else { unreachable!() };
+    let x = ctx.tensor(0)?;
+    let w = ctx.tensor(1)?;
+    let y = ctx.out(0)?;
+    if w.shape.len() != 4 {
+        return Err(ctx.err(format!("filter must be 4-D [out_channels, height, width, in_channels], got shape {:?}", w.shape)));
+    }
+    let (cout, kh, kw, wcin) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3]);
+    let g = geometry(ctx, x, y, kh, kw, &win, cout)?;
+    if wcin != g.c {
+        return Err(ctx.unsupported(format!(
+            "filter has {wcin} input channels but the input has {} (grouped convolution is not supported)",
+            g.c
+        )));
+    }
+    if g.empty {
+        return Err(ctx.err("some output position's window has no tap inside the input"));
+    }
+    let Some(wdata) = w.data.as_ref() else {
+        return Err(ctx.unsupported("non-constant filters are not supported; convert the model with constant weights"));
+    };
+    let wn = cout * kh * kw * g.c;
+    let Some(wdata) = wdata.get(..wn * w.dtype.size()) else {
+        return Err(ctx.err(format!("filter data has {} bytes, expected {}", wdata.len(), wn * w.dtype.size())));
+    };
+    let b = bias(ctx, cout)?;
+    let macs = (g.n * g.oh * g.ow * cout * kh * kw * g.c) as u64;
+    let decls = g.decls();
+    let co = lit::usize(cout);
+    let w_id = ctx.ident("W");
+    let b_id = ctx.ident("B");
+    let shape_doc = format!(
+        "{:?} -> {:?}, filter {kh}x{kw}, stride {}x{}, dilation {}x{}, {:?} padding (top {}, left {})",
+        x.shape, y.shape, g.sh, g.sw, g.dh, g.dw, win.padding, g.pad_h, g.pad_w
+    );
+    match (x.dtype, w.dtype, y.dtype) {
+        (DType::I8, DType::I8, DType::I8) => {
+            let (in_off, out_zp, mults) = conv_mults(ctx, x, w, y, cout, 0)?;
+            let yq = y.q().ok_or_else(|| ctx.err("int8 output has no quantization"))?;
+            let bias_v = bias_i32(ctx, b, cout, "CONV_2D")?;
+            let kn = kh * kw * g.c;
+            // acc = bias + sum((x + in_offset) * w) over the taps inside the input
+            //     = (bias + in_offset * sum(w)) + sum(x * w) for a window entirely inside,
+            //       exactly, in wrapping int32 arithmetic.
+            let folded: Vec<i32> = (0..cout)
+                .map(|o| {
+                    let s: i32 = wdata[o * kn..(o + 1) * kn].iter().map(|&v| v as i8 as i32).sum();
+                    bias_v[o].wrapping_add(in_off.wrapping_mul(s))
+                })
+                .collect();
+            let (amin, amax) = act.range_q(yq.scale(), yq.zp(), -128, 127);
+            let (mdecl, mexpr) = requant(&mults);
+            let (out_zp, amin, amax, in_off_l) = (lit::i32(out_zp), lit::i32(amin), lit::i32(amax), lit::i32(in_off));
+            let f_id = ctx.ident("BF");
+            let wlen = lit::usize(wn);
+            let wbytes = lit::bytes(wdata);
+            let folded_l = lit::i32s(&folded);
+            let mut statics = quote! {
+                /// Filter, [out_channels][height][width][in_channels], int8.
+                static #w_id: [u8; #wlen] = #wbytes;
+                /// Bias with the input zero point folded in: bias + in_offset * sum(filter).
+                const #f_id: [i32; #co] = #folded_l;
+            };
+            let mut const_bytes = wn + 4 * cout + requant_bytes(&mults);
+            // Windows clipped by the padding: only the taps inside the input count.
+            let base = if g.partial {
+                let bias_l = lit::i32s(&bias_v);
+                statics.extend(quote! {
+                    /// Bias, int32.
+                    const #b_id: [i32; #co] = #bias_l;
+                });
+                const_bytes += 4 * cout;
+                quote! {
+                    if full {
+                        #f_id[oc]
+                    } else {
+                        let mut s: i32 = 0;
+                        for ky in ky0..ky1 {
+                            for kx in kx0..kx1 {
+                                let wb = ((oc * KH + ky) * KW + kx) * C;
+                                for ic in 0..C {
+                                    s = s.wrapping_add(#w_id[wb + ic] as i8 as i32);
+                                }
+                            }
+                        }
+                        #b_id[oc].wrapping_add(IN_OFF.wrapping_mul(s))
+                    }
+                }
+            } else {
+                quote!(#f_id[oc])
+            };
+            let body = g.loops(
+                &quote!(COUT),
+                quote! {
+                    for oc in 0..COUT {
+                        let mut acc: i32 = #base;
+                        for ky in ky0..ky1 {
+                            let iy = (iy0 + (ky * DH) as isize) as usize;
+                            for kx in kx0..kx1 {
+                                let ix = (ix0 + (kx * DW) as isize) as usize;
+                                let xb = ((b * H + iy) * W + ix) * C;
+                                let wb = ((oc * KH + ky) * KW + kx) * C;
+                                let w = &#w_id[wb..wb + C];
+                                for ic in 0..C {
+                                    acc = acc.wrapping_add(x0.get_i8(xb + ic) as i32 * (w[ic] as i8 as i32));
+                                }
+                            }
+                        }
+                        let v = #mexpr + #out_zp;
+                        y0.set_i8(yb + oc, ::microgen_rt::q::clamp(v, #amin, #amax) as i8);
+                    }
+                },
+            );
+            let body = quote! {
+                #decls
+                const COUT: usize = #co;
+                const IN_OFF: i32 = #in_off_l;
+                #mdecl
+                #body
+            };
+            let doc = format!(
+                "{shape_doc}, int8, {} weights, activation {}, {macs} MACs",
+                if mults.iter().all(|m| *m == mults[0]) { "per-tensor" } else { "per-channel" },
+                act.name()
+            );
+            Ok(Kernel { statics, body, doc, macs, const_bytes })
+        }
+        (DType::F32, DType::F32 | DType::I8, DType::F32) => {
+            let wf: Vec<f32> = if w.dtype == DType::F32 {
+                f32_values(wdata)
+            } else {
+                // Hybrid model: dequantize the weights once, at compile time (axis 0).
+                let per = kh * kw * g.c;
+                dequantize_weights(ctx, w, wdata, |i| i / per)?
+            };
+            let bias_v = bias_f32(ctx, b, cout, "CONV_2D")?;
+            let wb = f32_bytes(&wf);
+            let wlen = lit::usize(wb.len());
+            let wbytes = lit::bytes(&wb);
+            let bias_items = bias_v.iter().map(|&v| lit::f32(v));
+            let clamp = clamp_f32(act);
+            let statics = quote! {
+                /// Filter, [out_channels][height][width][in_channels], float32 little-endian.
+                static #w_id: [u8; #wlen] = #wbytes;
+                const #b_id: [f32; #co] = [#(#bias_items),*];
+            };
+            let body = g.loops(
+                &quote!(COUT),
+                quote! {
+                    for oc in 0..COUT {
+                        let mut acc = 0.0f32;
+                        for ky in ky0..ky1 {
+                            let iy = (iy0 + (ky * DH) as isize) as usize;
+                            for kx in kx0..kx1 {
+                                let ix = (ix0 + (kx * DW) as isize) as usize;
+                                let xb = ((b * H + iy) * W + ix) * C;
+                                let wb = ((oc * KH + ky) * KW + kx) * C;
+                                let w = &#w_id[wb * 4..(wb + C) * 4];
+                                for ic in 0..C {
+                                    acc += x0.get_f32(xb + ic) * w.get_f32(ic);
+                                }
+                            }
+                        }
+                        let v = acc + #b_id[oc];
+                        y0.set_f32(yb + oc, #clamp);
+                    }
+                },
+            );
+            let body = quote! {
+                #decls
+                const COUT: usize = #co;
+                #body
+            };
+            let doc = format!(
+                "{shape_doc}, float32{}, activation {}, {macs} MACs",
+                if w.dtype == DType::I8 { " (int8 weights dequantized at compile time)" } else { "" },
+                act.name()
+            );
+            Ok(Kernel { statics, body, doc, macs, const_bytes: wb.len() + 4 * cout })
+        }
+        (a, b, c) => Err(ctx.unsupported(format!(
+            "CONV_2D with input {a}, filter {b}, output {c}; supported: int8/int8/int8, float32/float32/float32, float32/int8/float32 (hybrid)"
+        ))),
+    }
+}

@@ -1,0 +1,191 @@
+//! DEPTHWISE_CONV_2D: int8 (TFLM `reference_integer_ops::DepthwiseConvPerChannel`), float32
+//! (`reference_ops::DepthwiseConv`), and hybrid (int8 weights dequantized at compile time).
+//! Output channel `oc = ic * depth_multiplier + m`.
+
+use super::super::{lit, Kernel, KernelCtx};
+use super::conv::{bias, bias_f32, bias_i32, clamp_f32, conv_mults, dequantize_weights, f32_bytes, f32_values, geometry, requant, requant_bytes};
+use crate::error::Result;
+use crate::ir::{DType, Op};
+use quote::quote;
+
+pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
+    let Op::DepthwiseConv2d { win, depth_multiplier, act } = ctx.node.op else { unreachable!() };
+    let x = ctx.tensor(0)?;
+    let w = ctx.tensor(1)?;
+    let y = ctx.out(0)?;
+    if w.shape.len() != 4 || w.shape[0] != 1 {
+        return Err(ctx.err(format!("filter must be 4-D [1, height, width, out_channels], got shape {:?}", w.shape)));
+    }
+    let (kh, kw, cout) = (w.shape[1], w.shape[2], w.shape[3]);
+    let g = geometry(ctx, x, y, kh, kw, &win, cout)?;
+    if cout % g.c != 0 {
+        return Err(ctx.err(format!("filter has {cout} output channels, not a multiple of the input's {} channels", g.c)));
+    }
+    // The depth multiplier follows from the shapes (the option is redundant and some
+    // converters leave it wrong); reject an option that contradicts them.
+    let dm = cout / g.c;
+    if depth_multiplier != 0 && depth_multiplier != dm {
+        return Err(ctx.err(format!(
+            "depth_multiplier {depth_multiplier} does not match the shapes: {} input channels, {cout} output channels",
+            g.c
+        )));
+    }
+    if g.empty {
+        return Err(ctx.err("some output position's window has no tap inside the input"));
+    }
+    let Some(wdata) = w.data.as_ref() else {
+        return Err(ctx.unsupported("non-constant filters are not supported; convert the model with constant weights"));
+    };
+    let wn = kh * kw * cout;
+    let Some(wdata) = wdata.get(..wn * w.dtype.size()) else {
+        return Err(ctx.err(format!("filter data has {} bytes, expected {}", wdata.len(), wn * w.dtype.size())));
+    };
+    let b = bias(ctx, cout)?;
+    let macs = (g.n * g.oh * g.ow * cout * kh * kw) as u64;
+    let decls = g.decls();
+    let co = lit::usize(cout);
+    let dm_l = lit::usize(dm);
+    let w_id = ctx.ident("W");
+    let b_id = ctx.ident("B");
+    let shape_doc = format!(
+        "{:?} -> {:?}, filter {kh}x{kw}, depth multiplier {dm}, stride {}x{}, dilation {}x{}, {:?} padding (top {}, left {})",
+        x.shape, y.shape, g.sh, g.sw, g.dh, g.dw, win.padding, g.pad_h, g.pad_w
+    );
+    match (x.dtype, w.dtype, y.dtype) {
+        (DType::I8, DType::I8, DType::I8) => {
+            let (in_off, out_zp, mults) = conv_mults(ctx, x, w, y, cout, 3)?;
+            let yq = y.q().ok_or_else(|| ctx.err("int8 output has no quantization"))?;
+            let bias_v = bias_i32(ctx, b, cout, "DEPTHWISE_CONV_2D")?;
+            // acc = bias + sum((x + in_offset) * w) over the taps inside the input
+            //     = (bias + in_offset * sum(w)) + sum(x * w) for a window entirely inside.
+            let folded: Vec<i32> = (0..cout)
+                .map(|o| {
+                    let s: i32 = (0..kh * kw).map(|t| wdata[t * cout + o] as i8 as i32).sum();
+                    bias_v[o].wrapping_add(in_off.wrapping_mul(s))
+                })
+                .collect();
+            let (amin, amax) = act.range_q(yq.scale(), yq.zp(), -128, 127);
+            let (mdecl, mexpr) = requant(&mults);
+            let (out_zp, amin, amax, in_off_l) = (lit::i32(out_zp), lit::i32(amin), lit::i32(amax), lit::i32(in_off));
+            let f_id = ctx.ident("BF");
+            let wlen = lit::usize(wn);
+            let wbytes = lit::bytes(wdata);
+            let folded_l = lit::i32s(&folded);
+            let mut statics = quote! {
+                /// Filter, [height][width][out_channels], int8.
+                static #w_id: [u8; #wlen] = #wbytes;
+                /// Bias with the input zero point folded in: bias + in_offset * sum(filter).
+                const #f_id: [i32; #co] = #folded_l;
+            };
+            let mut const_bytes = wn + 4 * cout + requant_bytes(&mults);
+            let base = if g.partial {
+                let bias_l = lit::i32s(&bias_v);
+                statics.extend(quote! {
+                    /// Bias, int32.
+                    const #b_id: [i32; #co] = #bias_l;
+                });
+                const_bytes += 4 * cout;
+                quote! {
+                    if full {
+                        #f_id[oc]
+                    } else {
+                        let mut s: i32 = 0;
+                        for ky in ky0..ky1 {
+                            for kx in kx0..kx1 {
+                                s = s.wrapping_add(#w_id[(ky * KW + kx) * COUT + oc] as i8 as i32);
+                            }
+                        }
+                        #b_id[oc].wrapping_add(IN_OFF.wrapping_mul(s))
+                    }
+                }
+            } else {
+                quote!(#f_id[oc])
+            };
+            let body = g.loops(
+                &quote!(COUT),
+                quote! {
+                    for oc in 0..COUT {
+                        let ic = oc / DM;
+                        let mut acc: i32 = #base;
+                        for ky in ky0..ky1 {
+                            let iy = (iy0 + (ky * DH) as isize) as usize;
+                            for kx in kx0..kx1 {
+                                let ix = (ix0 + (kx * DW) as isize) as usize;
+                                let xv = x0.get_i8(((b * H + iy) * W + ix) * C + ic) as i32;
+                                acc = acc.wrapping_add(xv * (#w_id[(ky * KW + kx) * COUT + oc] as i8 as i32));
+                            }
+                        }
+                        let v = #mexpr + #out_zp;
+                        y0.set_i8(yb + oc, ::microgen_rt::q::clamp(v, #amin, #amax) as i8);
+                    }
+                },
+            );
+            let body = quote! {
+                #decls
+                const COUT: usize = #co;
+                const DM: usize = #dm_l;
+                const IN_OFF: i32 = #in_off_l;
+                #mdecl
+                #body
+            };
+            let doc = format!(
+                "{shape_doc}, int8, {} weights, activation {}, {macs} MACs",
+                if mults.iter().all(|m| *m == mults[0]) { "per-tensor" } else { "per-channel" },
+                act.name()
+            );
+            Ok(Kernel { statics, body, doc, macs, const_bytes })
+        }
+        (DType::F32, DType::F32 | DType::I8, DType::F32) => {
+            let wf: Vec<f32> = if w.dtype == DType::F32 {
+                f32_values(wdata)
+            } else {
+                // Hybrid model: dequantize the weights once, at compile time (axis 3).
+                dequantize_weights(ctx, w, wdata, |i| i % cout)?
+            };
+            let bias_v = bias_f32(ctx, b, cout, "DEPTHWISE_CONV_2D")?;
+            let wb = f32_bytes(&wf);
+            let wlen = lit::usize(wb.len());
+            let wbytes = lit::bytes(&wb);
+            let bias_items = bias_v.iter().map(|&v| lit::f32(v));
+            let clamp = clamp_f32(act);
+            let statics = quote! {
+                /// Filter, [height][width][out_channels], float32 little-endian.
+                static #w_id: [u8; #wlen] = #wbytes;
+                const #b_id: [f32; #co] = [#(#bias_items),*];
+            };
+            let body = g.loops(
+                &quote!(COUT),
+                quote! {
+                    for oc in 0..COUT {
+                        let ic = oc / DM;
+                        let mut acc = 0.0f32;
+                        for ky in ky0..ky1 {
+                            let iy = (iy0 + (ky * DH) as isize) as usize;
+                            for kx in kx0..kx1 {
+                                let ix = (ix0 + (kx * DW) as isize) as usize;
+                                acc += x0.get_f32(((b * H + iy) * W + ix) * C + ic) * #w_id[..].get_f32((ky * KW + kx) * COUT + oc);
+                            }
+                        }
+                        let v = acc + #b_id[oc];
+                        y0.set_f32(yb + oc, #clamp);
+                    }
+                },
+            );
+            let body = quote! {
+                #decls
+                const COUT: usize = #co;
+                const DM: usize = #dm_l;
+                #body
+            };
+            let doc = format!(
+                "{shape_doc}, float32{}, activation {}, {macs} MACs",
+                if w.dtype == DType::I8 { " (int8 weights dequantized at compile time)" } else { "" },
+                act.name()
+            );
+            Ok(Kernel { statics, body, doc, macs, const_bytes: wb.len() + 4 * cout })
+        }
+        (a, b, c) => Err(ctx.unsupported(format!(
+            "DEPTHWISE_CONV_2D with input {a}, filter {b}, output {c}; supported: int8/int8/int8, float32/float32/float32, float32/int8/float32 (hybrid)"
+        ))),
+    }
+}
