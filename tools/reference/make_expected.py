@@ -220,6 +220,28 @@ def make_inputs(case, inputs, n):
 # ----------------------------------------------------------------------------
 # Interpreters
 # ----------------------------------------------------------------------------
+class capture_stderr:
+    """Capture the C++ stderr (fd 2) of the TFLM runtime, which explains refusals."""
+
+    def __enter__(self):
+        import tempfile
+        sys.stderr.flush()
+        self.tmp = tempfile.TemporaryFile(mode="w+b")
+        self.saved = os.dup(2)
+        os.dup2(self.tmp.fileno(), 2)
+        self.text = ""
+        return self
+
+    def __exit__(self, *exc):
+        sys.stderr.flush()
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        self.tmp.seek(0)
+        self.text = self.tmp.read().decode(errors="replace")
+        self.tmp.close()
+        return False
+
+
 def run_tflm(buf, samples, n_out):
     from tflite_micro.python.tflite_micro import runtime
     interp = runtime.Interpreter.from_bytes(buf, arena_size=max(16 * len(buf), 4 << 20))
@@ -314,9 +336,11 @@ def process(case):
     reference, compare, note = "tflm", "exact", case["note"]
     tflm_err = None
     try:
-        outs = run_tflm(buf, samples, len(outputs))
-    except Exception as e:  # TFLM refuses the model
-        tflm_err = str(e).strip().splitlines()[-1][:200] if str(e).strip() else repr(e)
+        with capture_stderr() as cap:
+            outs = run_tflm(buf, samples, len(outputs))
+    except Exception as e:  # TFLM refuses the model: keep the C++ log's first line as reason
+        log = [ln.strip() for ln in cap.text.splitlines() if ln.strip()]
+        tflm_err = log[0][:200] if log else (str(e).strip() or repr(e))[:200]
         outs = None
     lit = None
     try:
@@ -327,7 +351,9 @@ def process(case):
             raise RuntimeError(f"{name}: neither TFLM ({tflm_err}) nor LiteRT ({lit_err}) runs it")
         print(f"  LiteRT BUILTIN_REF failed: {lit_err}")
     if outs is None:
-        reference, compare = "litert-builtin-ref", dict(LITERT_TOL)
+        reference = "litert-builtin-ref"
+        if any(t["dtype"] == "float32" for t in outputs):
+            compare = dict(LITERT_TOL)
         note += f"; TFLM refuses this model ({tflm_err}), reference is LiteRT BUILTIN_REF"
         outs = lit
         print(f"  TFLM refused: {tflm_err}; using LiteRT BUILTIN_REF")

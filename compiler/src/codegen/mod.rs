@@ -191,6 +191,7 @@ pub fn generate(g: &Graph, plan: &Plan, header: &str) -> Result<Generated> {
 
         impl Arena {
             /// A zeroed arena (usable in a `static`).
+            #[allow(dead_code)]
             pub const fn new() -> Self {
                 Arena([0; ARENA_BYTES])
             }
@@ -212,6 +213,7 @@ pub fn generate(g: &Graph, plan: &Plan, header: &str) -> Result<Generated> {
     );
     items.extend(quote! {
         /// Multiply-accumulates per inference.
+        #[allow(dead_code)]
         pub const MACS: u64 = #macs_lit;
 
         #[doc = #predict_doc]
@@ -270,29 +272,18 @@ fn call(g: &Graph, plan: &Plan, f: &Ident, ins: &[Operand], outs: &[Operand], si
         }
     }
     arena_outs.sort();
-    // Segments: read-only gaps between outputs.
-    let mut segs: Vec<(usize, usize, Ident)> = Vec::new();
-    let mut out_idents: Vec<Option<Ident>> = vec![None; outs.len()];
-    if !arena_outs.is_empty() {
-        stmts.extend(quote!(let rest: &mut [u8] = &mut arena.0[..];));
-        let mut cursor = 0usize;
-        for (j, &(s, e, oi)) in arena_outs.iter().enumerate() {
-            let gap = format_ident!("r{}", j);
-            let yi = format_ident!("w{}", j);
-            let gl = lit::usize(s - cursor);
-            let yl = lit::usize(e - s);
-            stmts.extend(quote! {
-                let (#gap, rest) = rest.split_at_mut(#gl);
-                let (#yi, rest) = rest.split_at_mut(#yl);
-            });
-            segs.push((cursor, s, gap));
-            out_idents[oi] = Some(yi);
-            cursor = e;
-        }
-        let tail = format_ident!("r{}", arena_outs.len());
-        stmts.extend(quote!(let #tail = rest;));
-        segs.push((cursor, plan.arena_bytes.max(cursor), tail));
+    // Read-only segments around the outputs: (start, end).
+    let mut segs: Vec<(usize, usize)> = Vec::new();
+    let mut cursor = 0usize;
+    for &(s, e, _) in &arena_outs {
+        segs.push((cursor, s));
+        cursor = e;
     }
+    if !arena_outs.is_empty() {
+        segs.push((cursor, plan.arena_bytes.max(cursor)));
+    }
+    // Arguments for the inputs, recording which segments are read.
+    let mut used = vec![false; segs.len()];
     let mut args = Vec::new();
     for o in ins {
         if let Some((s, e)) = plan.arena_range(g, o.t) {
@@ -300,16 +291,44 @@ fn call(g: &Graph, plan: &Plan, f: &Ident, ins: &[Operand], outs: &[Operand], si
                 let (a, b) = (lit::usize(s), lit::usize(e));
                 args.push(quote!(&arena.0[#a..#b]));
             } else {
-                let seg = segs
-                    .iter()
-                    .find(|(a, b, _)| *a <= s && e <= *b)
-                    .ok_or_else(|| Error::invalid("internal error: an input overlaps an output of the same operator in the arena").with_tensor(g.t(o.t).index, &g.t(o.t).name))?;
-                let (a, b) = (lit::usize(s - seg.0), lit::usize(e - seg.0));
-                let id = &seg.2;
+                let j = segs.iter().position(|(a, b)| *a <= s && e <= *b).ok_or_else(|| {
+                    Error::invalid("internal error: an input overlaps an output of the same operator in the arena").with_tensor(g.t(o.t).index, &g.t(o.t).name)
+                })?;
+                used[j] = true;
+                let (a, b) = (lit::usize(s - segs[j].0), lit::usize(e - segs[j].0));
+                let id = format_ident!("r{}", j);
                 args.push(quote!(&#id[#a..#b]));
             }
         } else {
             args.push(operand_ref(g, plan, o.t, si, so, false)?);
+        }
+    }
+    let mut out_idents: Vec<Option<Ident>> = vec![None; outs.len()];
+    if !arena_outs.is_empty() {
+        stmts.extend(quote!(let rest: &mut [u8] = &mut arena.0[..];));
+        let n = arena_outs.len();
+        for (j, &(s, e, oi)) in arena_outs.iter().enumerate() {
+            let gap_len = s - segs[j].0;
+            let yi = format_ident!("w{}", j);
+            let yl = lit::usize(e - s);
+            if used[j] {
+                let gap = format_ident!("r{}", j);
+                let gl = lit::usize(gap_len);
+                stmts.extend(quote!(let (#gap, rest) = rest.split_at_mut(#gl);));
+            } else if gap_len > 0 {
+                let gl = lit::usize(gap_len);
+                stmts.extend(quote!(let rest = &mut rest[#gl..];));
+            }
+            if j + 1 < n || used[n] {
+                stmts.extend(quote!(let (#yi, rest) = rest.split_at_mut(#yl);));
+            } else {
+                stmts.extend(quote!(let #yi = &mut rest[..#yl];));
+            }
+            out_idents[oi] = Some(yi);
+        }
+        if used[n] {
+            let tail = format_ident!("r{}", n);
+            stmts.extend(quote!(let #tail = rest;));
         }
     }
     for (i, o) in outs.iter().enumerate() {
@@ -354,6 +373,7 @@ fn io_api(g: &Graph, ts: &[TensorId], what: &str, single: bool) -> Result<TokenS
         let doc = format!(" Shape of model {what} {k} (tensor {} '{}', {}).", tt.index, tt.name, tt.dtype);
         out.extend(quote! {
             #[doc = #doc]
+            #[allow(dead_code)]
             pub const #shape_id: [usize; #rank] = [#(#dims),*];
         });
         if let (Some(q), DType::I8) = (&tt.quant, tt.dtype) {
@@ -363,14 +383,17 @@ fn io_api(g: &Graph, ts: &[TensorId], what: &str, single: bool) -> Result<TokenS
             let z = lit::i32(q.zp());
             out.extend(quote! {
                 #[doc = " Quantization scale (real value = scale * (q - zero_point))."]
+                #[allow(dead_code)]
                 pub const #scale_id: f32 = #s;
                 #[doc = " Quantization zero point."]
+                #[allow(dead_code)]
                 pub const #zp_id: i32 = #z;
             });
             if what == "input" {
                 let fname = if single { format_ident!("quantize_input") } else { format_ident!("quantize_input{}", k) };
                 out.extend(quote! {
                     /// Quantizes a real value for this input (round half away from zero, saturate).
+                    #[allow(dead_code)]
                     pub fn #fname(x: f32) -> i8 {
                         ::microgen_rt::f::quantize(x, #scale_id, #zp_id, -128, 127) as i8
                     }
@@ -379,6 +402,7 @@ fn io_api(g: &Graph, ts: &[TensorId], what: &str, single: bool) -> Result<TokenS
                 let fname = if single { format_ident!("dequantize_output") } else { format_ident!("dequantize_output{}", k) };
                 out.extend(quote! {
                     /// The real value of a quantized output element.
+                    #[allow(dead_code)]
                     pub fn #fname(q: i8) -> f32 {
                         #scale_id * (q as i32 - #zp_id) as f32
                     }

@@ -8,6 +8,14 @@ use crate::error::Result;
 use crate::ir::{Act, DType, Op};
 use quote::quote;
 
+/// Whether this same-shape emitter handles the node (both inputs as large as the output).
+pub fn handles(ctx: &KernelCtx) -> bool {
+    match (ctx.tensor(0), ctx.tensor(1), ctx.out(0)) {
+        (Ok(a), Ok(b), Ok(y)) => a.elems() == y.elems() && b.elems() == y.elems(),
+        _ => true,
+    }
+}
+
 pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
     let Op::Add { act } = ctx.node.op else { unreachable!() };
     let a = ctx.tensor(0)?;

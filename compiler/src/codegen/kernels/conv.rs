@@ -132,9 +132,10 @@ impl Geom {
 
     /// The loops over batches and output positions, with `iy0`/`ix0` (window origin) and,
     /// when some window is clipped, `ky0..ky1` / `kx0..kx1` (taps inside the input) and
-    /// `full`; otherwise those are the whole window. `body` runs per output position with
-    /// `yb` = index of its first output element (`cout` channels per position).
-    pub fn loops(&self, cout: &TokenStream, body: TokenStream) -> TokenStream {
+    /// `full`; otherwise those are the whole window. `prologue` runs once per batch `b`;
+    /// `body` runs per output position with `yb` = index of its first output element
+    /// (`cout` channels per position).
+    pub fn loops(&self, cout: &TokenStream, prologue: TokenStream, body: TokenStream) -> TokenStream {
         let ranges = if self.partial {
             quote! {
                 /// Taps `k < kn` with `0 <= o + k * d < n`.
@@ -161,6 +162,7 @@ impl Geom {
         quote! {
             #ranges
             for b in 0..N {
+                #prologue
                 for oy in 0..OH {
                     let iy0 = (oy * SH) as isize - PAD_H;
                     #row
@@ -178,12 +180,21 @@ impl Geom {
 }
 
 /// Per-channel requantization constants and the expression applying them to `acc` for
-/// channel `oc`.
+/// channel `oc` (TFLite `MultiplyByQuantizedMultiplier`; with only right shifts, the
+/// shifts are stored as positive `u8` amounts for `mbqm_r`).
 pub fn requant(mults: &[(i32, i32)]) -> (TokenStream, TokenStream) {
     let uniform = mults.iter().all(|m| *m == mults[0]);
     if uniform {
         let (m, s) = (lit::i32(mults[0].0), lit::i32(mults[0].1));
         (quote!(const MULT: i32 = #m; const SHIFT: i32 = #s;), quote!(::microgen_rt::q::mbqm(acc, MULT, SHIFT)))
+    } else if mults.iter().all(|m| (-31..=0).contains(&m.1)) {
+        let n = lit::usize(mults.len());
+        let m = lit::i32s(&mults.iter().map(|m| m.0).collect::<Vec<_>>());
+        let r = mults.iter().map(|m| lit::usize((-m.1) as usize));
+        (
+            quote!(const MULT: [i32; #n] = #m; const RSHIFT: [u8; #n] = [#(#r),*];),
+            quote!(::microgen_rt::q::mbqm_r(acc, MULT[oc], RSHIFT[oc] as i32)),
+        )
     } else {
         let n = lit::usize(mults.len());
         let m = lit::i32s(&mults.iter().map(|m| m.0).collect::<Vec<_>>());
@@ -199,6 +210,8 @@ pub fn requant(mults: &[(i32, i32)]) -> (TokenStream, TokenStream) {
 pub fn requant_bytes(mults: &[(i32, i32)]) -> usize {
     if mults.iter().all(|m| *m == mults[0]) {
         0
+    } else if mults.iter().all(|m| (-31..=0).contains(&m.1)) {
+        5 * mults.len()
     } else {
         8 * mults.len()
     }
@@ -290,24 +303,6 @@ pub fn conv_mults(ctx: &KernelCtx, x: &Tensor, w: &Tensor, y: &Tensor, cout: usi
     Ok((-xq.zp(), yq.zp(), mults))
 }
 
-/// Dequantizes constant int8 weights with per-channel scales along the dimension whose
-/// index for element `i` is `chan(i)`.
-pub fn dequantize_weights(ctx: &KernelCtx, w: &Tensor, data: &[u8], chan: impl Fn(usize) -> usize) -> Result<Vec<f32>> {
-    let wq = w.q().ok_or_else(|| ctx.err("int8 weights have no quantization"))?;
-    if wq.scale.is_empty() {
-        return Err(ctx.err("int8 weights have no scale"));
-    }
-    Ok(data
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            let c = if wq.per_channel() { chan(i).min(wq.scale.len() - 1) } else { 0 };
-            let z = wq.zero_point.get(c).or(wq.zero_point.first()).copied().unwrap_or(0) as i32;
-            wq.scale[c] * ((v as i8 as i32) - z) as f32
-        })
-        .collect())
-}
-
 pub fn f32_values(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
 }
@@ -338,12 +333,12 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
     let Some(wdata) = w.data.as_ref() else {
         return Err(ctx.unsupported("non-constant filters are not supported; convert the model with constant weights"));
     };
-    let wn = cout * kh * kw * g.c;
-    let Some(wdata) = wdata.get(..wn * w.dtype.size()) else {
+    let wn = product(ctx, &[cout, kh, kw, g.c])?;
+    let Some(wdata) = wdata.get(..product(ctx, &[wn, w.dtype.size()])?) else {
         return Err(ctx.err(format!("filter data has {} bytes, expected {}", wdata.len(), wn * w.dtype.size())));
     };
     let b = bias(ctx, cout)?;
-    let macs = (g.n * g.oh * g.ow * cout * kh * kw * g.c) as u64;
+    let macs = macs(&[g.n, g.oh, g.ow, cout, kh, kw, g.c]);
     let decls = g.decls();
     let co = lit::usize(cout);
     let w_id = ctx.ident("W");
@@ -410,6 +405,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             };
             let body = g.loops(
                 &quote!(COUT),
+                quote!(),
                 quote! {
                     for oc in 0..COUT {
                         let mut acc: i32 = #base;
@@ -425,7 +421,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                                 }
                             }
                         }
-                        let v = #mexpr + #out_zp;
+                        let v = #mexpr.wrapping_add(#out_zp);
                         y0.set_i8(yb + oc, ::microgen_rt::q::clamp(v, #amin, #amax) as i8);
                     }
                 },
@@ -444,14 +440,9 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             );
             Ok(Kernel { statics, body, doc, macs, const_bytes })
         }
-        (DType::F32, DType::F32 | DType::I8, DType::F32) => {
-            let wf: Vec<f32> = if w.dtype == DType::F32 {
-                f32_values(wdata)
-            } else {
-                // Hybrid model: dequantize the weights once, at compile time (axis 0).
-                let per = kh * kw * g.c;
-                dequantize_weights(ctx, w, wdata, |i| i / per)?
-            };
+        (DType::F32, DType::I8, DType::F32) => emit_hybrid(ctx, &g, wdata, b, cout, act, &shape_doc, macs),
+        (DType::F32, DType::F32, DType::F32) => {
+            let wf: Vec<f32> = f32_values(wdata);
             let bias_v = bias_f32(ctx, b, cout, "CONV_2D")?;
             let wb = f32_bytes(&wf);
             let wlen = lit::usize(wb.len());
@@ -465,6 +456,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             };
             let body = g.loops(
                 &quote!(COUT),
+                quote!(),
                 quote! {
                     for oc in 0..COUT {
                         let mut acc = 0.0f32;
@@ -490,15 +482,204 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 const COUT: usize = #co;
                 #body
             };
-            let doc = format!(
-                "{shape_doc}, float32{}, activation {}, {macs} MACs",
-                if w.dtype == DType::I8 { " (int8 weights dequantized at compile time)" } else { "" },
-                act.name()
-            );
+            let doc = format!("{shape_doc}, float32, activation {}, {macs} MACs", act.name());
             Ok(Kernel { statics, body, doc, macs, const_bytes: wb.len() + 4 * cout })
         }
         (a, b, c) => Err(ctx.unsupported(format!(
             "CONV_2D with input {a}, filter {b}, output {c}; supported: int8/int8/int8, float32/float32/float32, float32/int8/float32 (hybrid)"
         ))),
     }
+}
+
+/// Local helpers of the hybrid kernels: LiteRT's dynamic per-batch input quantization
+/// (`SymmetricQuantizeFloats` / `AsymmetricQuantizeFloats`), with the same float and double
+/// arithmetic.
+pub fn hybrid_helpers() -> TokenStream {
+    quote! {
+        #[inline(always)]
+        fn fabs(v: f32) -> f32 {
+            if v < 0.0 { -v } else { v }
+        }
+        /// C `round` on a double in int range (half away from zero).
+        #[inline(always)]
+        fn round_f64(v: f64) -> i32 {
+            let t = v as i32;
+            let f = v - t as f64;
+            if f >= 0.5 { t + 1 } else if f <= -0.5 { t - 1 } else { t }
+        }
+        /// `SymmetricQuantizeFloats` parameters for values in `[lo, hi]`:
+        /// (1 / scale, scale); values quantize to `clamp(round(v * inv), -127, 127)`.
+        #[inline(always)]
+        fn sym(lo: f32, hi: f32) -> (f32, f32) {
+            let (a, b) = (fabs(lo), fabs(hi));
+            let range = if a < b { b } else { a };
+            if range == 0.0 { (0.0, 1.0) } else { (127.0 / range, range / 127.0) }
+        }
+        /// `AsymmetricQuantizeFloats` parameters for values in `[lo, hi]`:
+        /// (1 / scale, scale, zero point); values quantize to
+        /// `clamp(round(zp + v * inv), -128, 127)`.
+        #[inline(always)]
+        fn asym(lo: f32, hi: f32) -> (f32, f32, i32) {
+            let rmin: f32 = if 0.0 < lo { 0.0 } else { lo };
+            let rmax: f32 = if 0.0 > hi { 0.0 } else { hi };
+            if rmin == rmax {
+                return (0.0, 0.0, 0);
+            }
+            let scale = (rmax - rmin) as f64 / 255.0;
+            let zmin = -128.0 - rmin as f64 / scale;
+            let zmax = 127.0 - rmax as f64 / scale;
+            let (a, b) = (rmin as f64 / scale, rmax as f64 / scale);
+            let emin = 128.0 + if a < 0.0 { -a } else { a };
+            let emax = 127.0 + if b < 0.0 { -b } else { b };
+            let z = if emin < emax { zmin } else { zmax };
+            let zp = if z < -128.0 { -128 } else if z > 127.0 { 127 } else { round_f64(z) };
+            let s = scale as f32;
+            ((1.0 / s as f64) as f32, s, zp)
+        }
+    }
+}
+
+/// The loop finding the smallest and largest input value of batch `b` (`H * W * C`
+/// values), binding `lo` and `hi`.
+pub fn batch_minmax() -> TokenStream {
+    quote! {
+        let xb0 = b * (H * W * C);
+        let (mut lo, mut hi) = (x0.get_f32(xb0), x0.get_f32(xb0));
+        for i in 1..H * W * C {
+            let v = x0.get_f32(xb0 + i);
+            if v < lo { lo = v; }
+            if hi < v { hi = v; }
+        }
+    }
+}
+
+/// Hybrid CONV_2D (float32 activations, int8 weights), as LiteRT computes it: the input is
+/// quantized per batch at run time (symmetric for per-tensor weights, `EvalHybrid`;
+/// asymmetric for per-channel weights, `EvalHybridPerChannel`), convolved in int32 and
+/// scaled back to float.
+#[allow(clippy::too_many_arguments)]
+fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout: usize, act: Act, shape_doc: &str, macs: u64) -> Result<Kernel> {
+    let w = ctx.tensor(1)?;
+    let wq = w.q().ok_or_else(|| ctx.err("int8 weights have no quantization"))?;
+    if wq.scale.is_empty() {
+        return Err(ctx.err("int8 weights have no scale"));
+    }
+    if wq.zero_point.iter().any(|&z| z != 0) {
+        return Err(ctx.unsupported("hybrid CONV_2D with int8 weights with a non-zero zero point"));
+    }
+    if g.dh != 1 || g.dw != 1 {
+        return Err(ctx.unsupported("hybrid CONV_2D (float32 input, int8 weights) with dilation"));
+    }
+    if wq.per_channel() && (wq.scale.len() != cout || wq.axis != 0) {
+        return Err(ctx.err(format!("per-channel weights have {} scales along dimension {}; expected {cout} along dimension 0", wq.scale.len(), wq.axis)));
+    }
+    // LiteRT takes the per-channel path only when the scales differ.
+    let per_channel = wq.per_channel() && wq.scale.iter().any(|&s| s != wq.scale[0]);
+    let bias_v = bias_f32(ctx, b, cout, "CONV_2D")?;
+    let kn = kh_kw_c(g);
+    if kn > 16384 {
+        return Err(ctx.unsupported(format!(
+            "hybrid CONV_2D with a {}x{}x{} window: its quantized copy would need {} B of stack",
+            g.kh,
+            g.kw,
+            g.c,
+            2 * kn
+        )));
+    }
+    let (w_id, b_id, s_id) = (ctx.ident("W"), ctx.ident("B"), ctx.ident("S"));
+    let (co, kn_l, wlen) = (lit::usize(cout), lit::usize(kn), lit::usize(wdata.len()));
+    let wbytes = lit::bytes(wdata);
+    let bias_items = bias_v.iter().map(|&v| lit::f32(v));
+    let mut statics = quote! {
+        /// Filter, [out_channels][height][width][in_channels], int8.
+        static #w_id: [u8; #wlen] = #wbytes;
+        const #b_id: [f32; #co] = [#(#bias_items),*];
+    };
+    let mut const_bytes = wdata.len() + 4 * cout;
+    let clamp = clamp_f32(act);
+    let helpers = hybrid_helpers();
+    let minmax = batch_minmax();
+    // Per batch: the quantization of the input and the output scale.
+    let (qparams, qexpr, scale_expr) = if per_channel {
+        let s_items = wq.scale.iter().map(|&v| lit::f32(v));
+        statics.extend(quote! {
+            /// Per-channel filter scales.
+            const #s_id: [f32; #co] = [#(#s_items),*];
+        });
+        const_bytes += 4 * cout;
+        (
+            quote!(let (inv, sf, zp) = asym(lo, hi);),
+            quote!(::microgen_rt::q::clamp(::microgen_rt::f::round_to_i32(zp as f32 + v * inv), -128, 127) - zp),
+            quote!(acc as f32 * #s_id[oc] * sf),
+        )
+    } else {
+        let fs = lit::f32(wq.scale());
+        (
+            quote!(let (inv, sf) = sym(lo, hi); let scale = sf * #fs;),
+            quote!(::microgen_rt::q::clamp(::microgen_rt::f::round_to_i32(v * inv), -127, 127)),
+            quote!(acc as f32 * scale),
+        )
+    };
+    let body = g.loops(
+        &quote!(COUT),
+        quote! {
+            #minmax
+            #qparams
+        },
+        quote! {
+            // The window, quantized, minus the zero point (0 for taps outside the input).
+            let mut patch = [0i16; KN];
+            for ky in ky0..ky1 {
+                let iy = (iy0 + ky as isize) as usize;
+                for kx in kx0..kx1 {
+                    let ix = (ix0 + kx as isize) as usize;
+                    let xb = ((b * H + iy) * W + ix) * C;
+                    for ic in 0..C {
+                        let v = x0.get_f32(xb + ic);
+                        patch[(ky * KW + kx) * C + ic] = (#qexpr) as i16;
+                    }
+                }
+            }
+            for oc in 0..COUT {
+                let w = &#w_id[oc * KN..(oc + 1) * KN];
+                let mut acc: i32 = 0;
+                for k in 0..KN {
+                    acc = acc.wrapping_add(patch[k] as i32 * (w[k] as i8 as i32));
+                }
+                let v = #scale_expr + #b_id[oc];
+                y0.set_f32(yb + oc, #clamp);
+            }
+        },
+    );
+    let decls = g.decls();
+    let body = quote! {
+        #decls
+        const COUT: usize = #co;
+        const KN: usize = #kn_l;
+        #helpers
+        #body
+    };
+    let doc = format!(
+        "{shape_doc}, float32 with int8 {} weights (hybrid: input quantized per batch at run time as LiteRT does; {} B of stack), activation {}, {macs} MACs",
+        if per_channel { "per-channel" } else { "per-tensor" },
+        2 * kn,
+        act.name()
+    );
+    Ok(Kernel { statics, body, doc, macs, const_bytes })
+}
+
+fn kh_kw_c(g: &Geom) -> usize {
+    g.kh * g.kw * g.c
+}
+
+/// The product of sizes, or an error when it does not fit in `usize`.
+pub fn product(ctx: &KernelCtx, dims: &[usize]) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| ctx.err(format!("sizes {dims:?} overflow")))
+}
+
+/// Multiply-accumulates (saturating).
+pub fn macs(dims: &[usize]) -> u64 {
+    dims.iter().fold(1u64, |a, &d| a.saturating_mul(d as u64))
 }

@@ -3,7 +3,7 @@
 //! Output channel `oc = ic * depth_multiplier + m`.
 
 use super::super::{lit, Kernel, KernelCtx};
-use super::conv::{bias, bias_f32, bias_i32, clamp_f32, conv_mults, dequantize_weights, f32_bytes, f32_values, geometry, requant, requant_bytes};
+use super::conv::{batch_minmax, bias, bias_f32, bias_i32, clamp_f32, conv_mults, f32_bytes, f32_values, geometry, hybrid_helpers, macs, product, requant, requant_bytes};
 use crate::error::Result;
 use crate::ir::{DType, Op};
 use quote::quote;
@@ -36,12 +36,12 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
     let Some(wdata) = w.data.as_ref() else {
         return Err(ctx.unsupported("non-constant filters are not supported; convert the model with constant weights"));
     };
-    let wn = kh * kw * cout;
-    let Some(wdata) = wdata.get(..wn * w.dtype.size()) else {
+    let wn = product(ctx, &[kh, kw, cout])?;
+    let Some(wdata) = wdata.get(..product(ctx, &[wn, w.dtype.size()])?) else {
         return Err(ctx.err(format!("filter data has {} bytes, expected {}", wdata.len(), wn * w.dtype.size())));
     };
     let b = bias(ctx, cout)?;
-    let macs = (g.n * g.oh * g.ow * cout * kh * kw) as u64;
+    let macs = macs(&[g.n, g.oh, g.ow, cout, kh, kw]);
     let decls = g.decls();
     let co = lit::usize(cout);
     let dm_l = lit::usize(dm);
@@ -103,6 +103,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             };
             let body = g.loops(
                 &quote!(COUT),
+                quote!(),
                 quote! {
                     for oc in 0..COUT {
                         let ic = oc / DM;
@@ -115,7 +116,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                                 acc = acc.wrapping_add(xv * (#w_id[(ky * KW + kx) * COUT + oc] as i8 as i32));
                             }
                         }
-                        let v = #mexpr + #out_zp;
+                        let v = #mexpr.wrapping_add(#out_zp);
                         y0.set_i8(yb + oc, ::microgen_rt::q::clamp(v, #amin, #amax) as i8);
                     }
                 },
@@ -135,13 +136,79 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             );
             Ok(Kernel { statics, body, doc, macs, const_bytes })
         }
-        (DType::F32, DType::F32 | DType::I8, DType::F32) => {
-            let wf: Vec<f32> = if w.dtype == DType::F32 {
-                f32_values(wdata)
-            } else {
-                // Hybrid model: dequantize the weights once, at compile time (axis 3).
-                dequantize_weights(ctx, w, wdata, |i| i % cout)?
+        (DType::F32, DType::I8, DType::F32) => {
+            // Hybrid, as LiteRT's `EvalHybridPerChannel`: the input is quantized per batch at
+            // run time (asymmetric), convolved in int32 and scaled back to float.
+            let wq = w.q().ok_or_else(|| ctx.err("int8 weights have no quantization"))?;
+            if wq.scale.is_empty() {
+                return Err(ctx.err("int8 weights have no scale"));
+            }
+            if wq.zero_point.iter().any(|&z| z != 0) {
+                return Err(ctx.unsupported("hybrid DEPTHWISE_CONV_2D with int8 weights with a non-zero zero point"));
+            }
+            if wq.per_channel() && (wq.scale.len() != cout || wq.axis != 3) {
+                return Err(ctx.err(format!(
+                    "per-channel weights have {} scales along dimension {}; expected {cout} along dimension 3",
+                    wq.scale.len(),
+                    wq.axis
+                )));
+            }
+            let scales: Vec<f32> = (0..cout).map(|o| if wq.per_channel() { wq.scale[o] } else { wq.scale() }).collect();
+            let bias_v = bias_f32(ctx, b, cout, "DEPTHWISE_CONV_2D")?;
+            let s_id = ctx.ident("S");
+            let wlen = lit::usize(wn);
+            let wbytes = lit::bytes(wdata);
+            let bias_items = bias_v.iter().map(|&v| lit::f32(v));
+            let s_items = scales.iter().map(|&v| lit::f32(v));
+            let clamp = clamp_f32(act);
+            let statics = quote! {
+                /// Filter, [height][width][out_channels], int8.
+                static #w_id: [u8; #wlen] = #wbytes;
+                const #b_id: [f32; #co] = [#(#bias_items),*];
+                /// Per-channel filter scales.
+                const #s_id: [f32; #co] = [#(#s_items),*];
             };
+            let helpers = hybrid_helpers();
+            let minmax = batch_minmax();
+            let body = g.loops(
+                &quote!(COUT),
+                quote! {
+                    #minmax
+                    let (inv, sf, zp) = asym(lo, hi);
+                },
+                quote! {
+                    for oc in 0..COUT {
+                        let ic = oc / DM;
+                        let mut acc: i32 = 0;
+                        for ky in ky0..ky1 {
+                            let iy = (iy0 + (ky * DH) as isize) as usize;
+                            for kx in kx0..kx1 {
+                                let ix = (ix0 + (kx * DW) as isize) as usize;
+                                let v = x0.get_f32(((b * H + iy) * W + ix) * C + ic);
+                                let q = ::microgen_rt::q::clamp(::microgen_rt::f::round_to_i32(zp as f32 + v * inv), -128, 127) - zp;
+                                acc = acc.wrapping_add(q * (#w_id[(ky * KW + kx) * COUT + oc] as i8 as i32));
+                            }
+                        }
+                        let v = acc as f32 * (#s_id[oc] * sf) + #b_id[oc];
+                        y0.set_f32(yb + oc, #clamp);
+                    }
+                },
+            );
+            let body = quote! {
+                #decls
+                const COUT: usize = #co;
+                const DM: usize = #dm_l;
+                #helpers
+                #body
+            };
+            let doc = format!(
+                "{shape_doc}, float32 with int8 weights (hybrid: input quantized per batch at run time as LiteRT does), activation {}, {macs} MACs",
+                act.name()
+            );
+            Ok(Kernel { statics, body, doc, macs, const_bytes: wn + 8 * cout })
+        }
+        (DType::F32, DType::F32, DType::F32) => {
+            let wf: Vec<f32> = f32_values(wdata);
             let bias_v = bias_f32(ctx, b, cout, "DEPTHWISE_CONV_2D")?;
             let wb = f32_bytes(&wf);
             let wlen = lit::usize(wb.len());
@@ -155,6 +222,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             };
             let body = g.loops(
                 &quote!(COUT),
+                quote!(),
                 quote! {
                     for oc in 0..COUT {
                         let ic = oc / DM;
@@ -177,11 +245,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 const DM: usize = #dm_l;
                 #body
             };
-            let doc = format!(
-                "{shape_doc}, float32{}, activation {}, {macs} MACs",
-                if w.dtype == DType::I8 { " (int8 weights dequantized at compile time)" } else { "" },
-                act.name()
-            );
+            let doc = format!("{shape_doc}, float32, activation {}, {macs} MACs", act.name());
             Ok(Kernel { statics, body, doc, macs, const_bytes: wb.len() + 4 * cout })
         }
         (a, b, c) => Err(ctx.unsupported(format!(

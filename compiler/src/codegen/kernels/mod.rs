@@ -8,9 +8,11 @@ use crate::ir::Op;
 pub mod add;
 pub mod conv;
 pub mod depthwise;
+pub mod elementwise;
 pub mod fully_connected;
 pub mod pool;
 pub mod quant;
+pub mod shape;
 pub mod softmax;
 pub mod unary;
 
@@ -29,8 +31,14 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("ADD", "int8, float32 (same shape)"),
 ];
 
+/// Every supported operator: this table plus the ones declared by the data-movement
+/// (`shape.rs`) and element-wise (`elementwise.rs`) emitters.
+pub fn supported() -> Vec<(&'static str, &'static str)> {
+    SUPPORTED.iter().chain(shape::SUPPORTED.iter()).chain(elementwise::SUPPORTED.iter()).copied().collect()
+}
+
 pub fn supported_list() -> String {
-    SUPPORTED.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    supported().iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
 }
 
 pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
@@ -42,7 +50,28 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
         Op::Softmax { .. } => softmax::emit(ctx),
         Op::Relu | Op::Relu6 | Op::ReluN1To1 | Op::Logistic | Op::Tanh => unary::emit(ctx),
         Op::Quantize | Op::Dequantize => quant::emit(ctx),
-        Op::Add { .. } => add::emit(ctx),
+        Op::Add { .. } if add::handles(ctx) => add::emit(ctx),
+        Op::Pad
+        | Op::Concatenation { .. }
+        | Op::StridedSlice { .. }
+        | Op::Transpose
+        | Op::ResizeNearestNeighbor { .. }
+        | Op::Split { .. }
+        | Op::SplitV { .. }
+        | Op::Pack { .. }
+        | Op::Unpack { .. } => shape::emit(ctx),
+        Op::Add { .. }
+        | Op::Sub { .. }
+        | Op::Mul { .. }
+        | Op::Minimum
+        | Op::Maximum
+        | Op::LeakyRelu { .. }
+        | Op::HardSwish
+        | Op::Prelu
+        | Op::Mean { .. }
+        | Op::ArgMax
+        | Op::ArgMin
+        | Op::LogSoftmax => elementwise::emit(ctx),
         other => Err(ctx.unsupported(format!(
             "operator {} is not supported yet; supported operators: {}",
             other.name(),

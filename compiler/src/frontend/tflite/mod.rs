@@ -217,6 +217,9 @@ fn read_inner(bytes: &[u8], name: &str) -> Result<Graph> {
                     }
                     let axis = q.quantized_dimension().map_err(mal)?;
                     let axis = if scale.len() > 1 {
+                        // TFLM accepts 1-D tensors (person_detect's biases) whose stored
+                        // quantized_dimension is out of range: the only axis is 0.
+                        let axis = if shape.len() == 1 && shape[0] == scale.len() { 0 } else { axis };
                         if axis < 0 || axis as usize >= shape.len() || shape[axis as usize] != scale.len() {
                             return Err(terr(Error::invalid(format!(
                                 "per-channel quantization along dimension {axis} with {} scales does not match shape {shape:?}",
@@ -477,6 +480,96 @@ fn decode(code: i32, name: &str, op: &OperatorRef, g: &Graph, inputs: &[Option<u
                 B::Sub => Op::Sub { act: a },
                 _ => Op::Mul { act: a },
             }
+        }
+        B::Mean => {
+            need(inputs, outputs, 2, 2, 1)?;
+            let keep_dims = match opts {
+                Some(BuiltinOptionsRef::ReducerOptions(o)) => o.keep_dims().map_err(mal)?,
+                _ => false,
+            };
+            Op::Mean { keep_dims }
+        }
+        B::Pad | B::Padv2 => {
+            need(inputs, outputs, 2, 3, 1)?;
+            Op::Pad
+        }
+        B::Concatenation => {
+            need(inputs, outputs, 1, limits::MAX_OPERANDS, 1)?;
+            let (axis, a) = match opts {
+                Some(BuiltinOptionsRef::ConcatenationOptions(o)) => (o.axis().map_err(mal)?, act(o.fused_activation_function().map_err(mal)?)?),
+                _ => (0, Act::None),
+            };
+            Op::Concatenation { axis, act: a }
+        }
+        B::StridedSlice => {
+            need(inputs, outputs, 4, 4, 1)?;
+            let Some(BuiltinOptionsRef::StridedSliceOptions(o)) = opts else {
+                return Err(Error::malformed("STRIDED_SLICE without StridedSliceOptions"));
+            };
+            Op::StridedSlice {
+                begin_mask: o.begin_mask().map_err(mal)?,
+                end_mask: o.end_mask().map_err(mal)?,
+                ellipsis_mask: o.ellipsis_mask().map_err(mal)?,
+                new_axis_mask: o.new_axis_mask().map_err(mal)?,
+                shrink_axis_mask: o.shrink_axis_mask().map_err(mal)?,
+                offset: o.offset().map_err(mal)?,
+            }
+        }
+        B::Transpose => {
+            need(inputs, outputs, 2, 2, 1)?;
+            Op::Transpose
+        }
+        B::Minimum => {
+            need(inputs, outputs, 2, 2, 1)?;
+            Op::Minimum
+        }
+        B::Maximum => {
+            need(inputs, outputs, 2, 2, 1)?;
+            Op::Maximum
+        }
+        B::ResizeNearestNeighbor => {
+            need(inputs, outputs, 2, 2, 1)?;
+            let (align_corners, half_pixel_centers) = match opts {
+                Some(BuiltinOptionsRef::ResizeNearestNeighborOptions(o)) => (o.align_corners().map_err(mal)?, o.half_pixel_centers().map_err(mal)?),
+                _ => (false, false),
+            };
+            Op::ResizeNearestNeighbor { align_corners, half_pixel_centers }
+        }
+        B::Split => {
+            need(inputs, outputs, 2, 2, usize::MAX)?;
+            Op::Split { num_splits: outputs.len() }
+        }
+        B::SplitV => {
+            need(inputs, outputs, 3, 3, usize::MAX)?;
+            Op::SplitV { num_splits: outputs.len() }
+        }
+        B::Pack => {
+            need(inputs, outputs, 1, limits::MAX_OPERANDS, 1)?;
+            let axis = match opts {
+                Some(BuiltinOptionsRef::PackOptions(o)) => o.axis().map_err(mal)?,
+                _ => 0,
+            };
+            Op::Pack { axis, values_count: inputs.len() }
+        }
+        B::Unpack => {
+            need(inputs, outputs, 1, 1, usize::MAX)?;
+            let axis = match opts {
+                Some(BuiltinOptionsRef::UnpackOptions(o)) => o.axis().map_err(mal)?,
+                _ => 0,
+            };
+            Op::Unpack { axis, num: outputs.len() }
+        }
+        B::ArgMax => {
+            need(inputs, outputs, 2, 2, 1)?;
+            Op::ArgMax
+        }
+        B::ArgMin => {
+            need(inputs, outputs, 2, 2, 1)?;
+            Op::ArgMin
+        }
+        B::Prelu => {
+            need(inputs, outputs, 2, 2, 1)?;
+            Op::Prelu
         }
         _ => return Err(unsupported(name)),
     })
