@@ -78,7 +78,7 @@ fn conformance() {
         .map(|l| l.split_whitespace().next().unwrap().to_string())
         .collect();
     let (mut passed, mut failed, mut skipped, mut pend) = (0, Vec::new(), 0, 0);
-    let tmp = root.join("target/conformance-out");
+    let tmp = root.join("target/conformance-out").join(std::process::id().to_string());
     std::fs::create_dir_all(&tmp).unwrap();
     for path in cases {
         let name = path.file_stem().unwrap().to_string_lossy().to_string();

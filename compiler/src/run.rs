@@ -103,7 +103,7 @@ pub fn runner(bytes: &[u8], opts: &Options) -> Result<(PathBuf, IoSizes)> {
     std::fs::write(
         dir.join("Cargo.toml"),
         format!(
-            "[package]\nname = \"microgen-runner\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nmicrogen-rt = {{ path = {:?} }}\n\n[workspace]\n\n[profile.release]\nopt-level = 3\ndebug = false\n",
+            "[package]\nname = \"microgen-runner-{key}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nmicrogen-rt = {{ path = {:?} }}\n\n[workspace]\n\n[profile.release]\nopt-level = 3\ndebug = false\n",
             rt.display().to_string()
         ),
     )
@@ -127,7 +127,7 @@ pub fn runner(bytes: &[u8], opts: &Options) -> Result<(PathBuf, IoSizes)> {
             String::from_utf8_lossy(&out.stderr)
         )));
     }
-    let built = target.join("release").join("microgen-runner");
+    let built = target.join("release").join(format!("microgen-runner-{key}"));
     // Copy so that concurrent builds of other models do not overwrite it.
     let tmp = dir.join("runner.tmp");
     std::fs::copy(&built, &tmp).map_err(io_err)?;

@@ -92,7 +92,7 @@ fn check_io_dtype(g: &Graph, t: TensorId, what: &str) -> Result<()> {
     let tt = g.t(t);
     match tt.dtype {
         DType::F32 | DType::I8 => Ok(()),
-        d => Err(Error::unsupported(format!("model {what} has type {d}; microgen supports int8 and float32 inputs and outputs"))
+        d => Err(Error::unsupported(format!("model {what} has type {d}, which is not supported; microgen supports int8 and float32 inputs and outputs"))
             .with_tensor(tt.index, &tt.name)),
     }
 }

@@ -358,7 +358,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             //       exactly, in wrapping int32 arithmetic.
             let folded: Vec<i32> = (0..cout)
                 .map(|o| {
-                    let s: i32 = wdata[o * kn..(o + 1) * kn].iter().map(|&v| v as i8 as i32).sum();
+                    let s: i32 = wdata[o * kn..(o + 1) * kn].iter().fold(0i32, |a, &v| a.wrapping_add(v as i8 as i32));
                     bias_v[o].wrapping_add(in_off.wrapping_mul(s))
                 })
                 .collect();
@@ -397,7 +397,8 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                                 }
                             }
                         }
-                        #b_id[oc].wrapping_add(IN_OFF.wrapping_mul(s))
+                        let off: i32 = #in_off_l;
+                        #b_id[oc].wrapping_add(off.wrapping_mul(s))
                     }
                 }
             } else {
@@ -429,7 +430,6 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             let body = quote! {
                 #decls
                 const COUT: usize = #co;
-                const IN_OFF: i32 = #in_off_l;
                 #mdecl
                 #body
             };
@@ -491,30 +491,24 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
     }
 }
 
-/// Local helpers of the hybrid kernels: LiteRT's dynamic per-batch input quantization
-/// (`SymmetricQuantizeFloats` / `AsymmetricQuantizeFloats`), with the same float and double
-/// arithmetic.
-pub fn hybrid_helpers() -> TokenStream {
+/// The local helper of a hybrid kernel computing LiteRT's dynamic per-batch input
+/// quantization with the same float and double arithmetic: `sym` (`SymmetricQuantizeFloats`)
+/// or, when `asymmetric`, `asym` (`AsymmetricQuantizeFloats`).
+pub fn hybrid_helpers(asymmetric: bool) -> TokenStream {
+    if !asymmetric {
+        return quote! {
+            /// `SymmetricQuantizeFloats` parameters for values in `[lo, hi]`:
+            /// (1 / scale, scale); values quantize to `clamp(round(v * inv), -127, 127)`.
+            #[inline(always)]
+            fn sym(lo: f32, hi: f32) -> (f32, f32) {
+                let a = if lo < 0.0 { -lo } else { lo };
+                let b = if hi < 0.0 { -hi } else { hi };
+                let range = if a < b { b } else { a };
+                if range == 0.0 { (0.0, 1.0) } else { (127.0 / range, range / 127.0) }
+            }
+        };
+    }
     quote! {
-        #[inline(always)]
-        fn fabs(v: f32) -> f32 {
-            if v < 0.0 { -v } else { v }
-        }
-        /// C `round` on a double in int range (half away from zero).
-        #[inline(always)]
-        fn round_f64(v: f64) -> i32 {
-            let t = v as i32;
-            let f = v - t as f64;
-            if f >= 0.5 { t + 1 } else if f <= -0.5 { t - 1 } else { t }
-        }
-        /// `SymmetricQuantizeFloats` parameters for values in `[lo, hi]`:
-        /// (1 / scale, scale); values quantize to `clamp(round(v * inv), -127, 127)`.
-        #[inline(always)]
-        fn sym(lo: f32, hi: f32) -> (f32, f32) {
-            let (a, b) = (fabs(lo), fabs(hi));
-            let range = if a < b { b } else { a };
-            if range == 0.0 { (0.0, 1.0) } else { (127.0 / range, range / 127.0) }
-        }
         /// `AsymmetricQuantizeFloats` parameters for values in `[lo, hi]`:
         /// (1 / scale, scale, zero point); values quantize to
         /// `clamp(round(zp + v * inv), -128, 127)`.
@@ -532,7 +526,16 @@ pub fn hybrid_helpers() -> TokenStream {
             let emin = 128.0 + if a < 0.0 { -a } else { a };
             let emax = 127.0 + if b < 0.0 { -b } else { b };
             let z = if emin < emax { zmin } else { zmax };
-            let zp = if z < -128.0 { -128 } else if z > 127.0 { 127 } else { round_f64(z) };
+            let zp = if z < -128.0 {
+                -128
+            } else if z > 127.0 {
+                127
+            } else {
+                // C `round` (half away from zero).
+                let t = z as i32;
+                let f = z - t as f64;
+                if f >= 0.5 { t + 1 } else if f <= -0.5 { t - 1 } else { t }
+            };
             let s = scale as f32;
             ((1.0 / s as f64) as f32, s, zp)
         }
@@ -597,7 +600,7 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
     };
     let mut const_bytes = wdata.len() + 4 * cout;
     let clamp = clamp_f32(act);
-    let helpers = hybrid_helpers();
+    let helpers = hybrid_helpers(per_channel);
     let minmax = batch_minmax();
     // Per batch: the quantization of the input and the output scale.
     let (qparams, qexpr, scale_expr) = if per_channel {
@@ -630,9 +633,9 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
             // The window, quantized, minus the zero point (0 for taps outside the input).
             let mut patch = [0i16; KN];
             for ky in ky0..ky1 {
-                let iy = (iy0 + ky as isize) as usize;
+                let iy = (iy0 + (ky * DH) as isize) as usize;
                 for kx in kx0..kx1 {
-                    let ix = (ix0 + kx as isize) as usize;
+                    let ix = (ix0 + (kx * DW) as isize) as usize;
                     let xb = ((b * H + iy) * W + ix) * C;
                     for ic in 0..C {
                         let v = x0.get_f32(xb + ic);

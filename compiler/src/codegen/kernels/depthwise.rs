@@ -60,7 +60,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             //     = (bias + in_offset * sum(w)) + sum(x * w) for a window entirely inside.
             let folded: Vec<i32> = (0..cout)
                 .map(|o| {
-                    let s: i32 = (0..kh * kw).map(|t| wdata[t * cout + o] as i8 as i32).sum();
+                    let s: i32 = (0..kh * kw).fold(0i32, |a, t| a.wrapping_add(wdata[t * cout + o] as i8 as i32));
                     bias_v[o].wrapping_add(in_off.wrapping_mul(s))
                 })
                 .collect();
@@ -95,7 +95,8 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                                 s = s.wrapping_add(#w_id[(ky * KW + kx) * COUT + oc] as i8 as i32);
                             }
                         }
-                        #b_id[oc].wrapping_add(IN_OFF.wrapping_mul(s))
+                        let off: i32 = #in_off_l;
+                        #b_id[oc].wrapping_add(off.wrapping_mul(s))
                     }
                 }
             } else {
@@ -125,7 +126,6 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 #decls
                 const COUT: usize = #co;
                 const DM: usize = #dm_l;
-                const IN_OFF: i32 = #in_off_l;
                 #mdecl
                 #body
             };
@@ -168,7 +168,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 /// Per-channel filter scales.
                 const #s_id: [f32; #co] = [#(#s_items),*];
             };
-            let helpers = hybrid_helpers();
+            let helpers = hybrid_helpers(true);
             let minmax = batch_minmax();
             let body = g.loops(
                 &quote!(COUT),

@@ -45,9 +45,9 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 quote! {
                     let mut acc: i32 = 0;
                     for ky in ky0..ky1 {
-                        let iy = (iy0 + ky as isize) as usize;
+                        let iy = (iy0 + (ky * DH) as isize) as usize;
                         for kx in kx0..kx1 {
-                            let ix = (ix0 + kx as isize) as usize;
+                            let ix = (ix0 + (kx * DW) as isize) as usize;
                             acc = acc.wrapping_add(x0.get_i8(((b * H + iy) * W + ix) * C + ch) as i32);
                         }
                     }
@@ -60,9 +60,9 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 quote! {
                     let mut acc: i8 = -128;
                     for ky in ky0..ky1 {
-                        let iy = (iy0 + ky as isize) as usize;
+                        let iy = (iy0 + (ky * DH) as isize) as usize;
                         for kx in kx0..kx1 {
-                            let ix = (ix0 + kx as isize) as usize;
+                            let ix = (ix0 + (kx * DW) as isize) as usize;
                             let v = x0.get_i8(((b * H + iy) * W + ix) * C + ch);
                             if v > acc {
                                 acc = v;
@@ -80,9 +80,9 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 quote! {
                     let mut acc = 0.0f32;
                     for ky in ky0..ky1 {
-                        let iy = (iy0 + ky as isize) as usize;
+                        let iy = (iy0 + (ky * DH) as isize) as usize;
                         for kx in kx0..kx1 {
-                            let ix = (ix0 + kx as isize) as usize;
+                            let ix = (ix0 + (kx * DW) as isize) as usize;
                             acc += x0.get_f32(((b * H + iy) * W + ix) * C + ch);
                         }
                     }
@@ -93,9 +93,9 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 quote! {
                     let mut acc = f32::MIN;
                     for ky in ky0..ky1 {
-                        let iy = (iy0 + ky as isize) as usize;
+                        let iy = (iy0 + (ky * DH) as isize) as usize;
                         for kx in kx0..kx1 {
-                            let ix = (ix0 + kx as isize) as usize;
+                            let ix = (ix0 + (kx * DW) as isize) as usize;
                             let v = x0.get_f32(((b * H + iy) * W + ix) * C + ch);
                             if v > acc {
                                 acc = v;
