@@ -164,21 +164,17 @@ fn runner_main(io: &IoSizes, single_in: bool, single_out: bool) -> String {
     let mut off = 0usize;
     for (k, (d, n)) in io.inputs.iter().enumerate() {
         let field = if single_in { "input".to_string() } else { format!("input.input{k}") };
-        match d {
-            DType::F32 => read.push_str(&format!(
-                "        for i in 0..{n} {{ {field}[i] = f32::from_le_bytes(s[{off} + 4 * i..{off} + 4 * i + 4].try_into().unwrap()); }}\n"
-            )),
-            _ => read.push_str(&format!("        for i in 0..{n} {{ {field}[i] = s[{off} + i] as i8; }}\n")),
-        }
+        let (ty, w) = (d.rust(), d.size());
+        read.push_str(&format!(
+            "        for i in 0..{n} {{ {field}[i] = {ty}::from_le_bytes(s[{off} + {w} * i..{off} + {w} * i + {w}].try_into().unwrap()); }}\n"
+        ));
         off += d.size() * n;
     }
     let mut write = String::new();
     for (k, (d, _)) in io.outputs.iter().enumerate() {
         let field = if single_out { "output".to_string() } else { format!("output.output{k}") };
-        match d {
-            DType::F32 => write.push_str(&format!("        for v in {field}.iter() {{ out.extend_from_slice(&v.to_le_bytes()); }}\n")),
-            _ => write.push_str(&format!("        for v in {field}.iter() {{ out.push(*v as u8); }}\n")),
-        }
+        let _ = d;
+        write.push_str(&format!("        for v in {field}.iter() {{ out.extend_from_slice(&v.to_le_bytes()); }}\n"));
     }
     let (new_in, new_out) = (
         if single_in { "[Default::default(); INPUT_SHAPE_ELEMS]".replace("INPUT_SHAPE_ELEMS", &io.inputs[0].1.to_string()) } else { "Input::new()".into() },

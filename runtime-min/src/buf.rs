@@ -78,3 +78,46 @@ pub fn ld_i32(b: &[u8], i: usize) -> i32 {
     a.copy_from_slice(&b[4 * i..4 * i + 4]);
     i32::from_le_bytes(a)
 }
+
+macro_rules! wide {
+    ($get_t:ident, $set_t:ident, $get:ident, $set:ident, $t:ty, $n:expr) => {
+        /// Read elements of this type.
+        pub trait $get_t {
+            fn $get(&self, i: usize) -> $t;
+        }
+        /// Write elements of this type.
+        pub trait $set_t: $get_t {
+            fn $set(&mut self, i: usize, v: $t);
+        }
+        impl $get_t for [u8] {
+            #[inline(always)]
+            fn $get(&self, i: usize) -> $t {
+                let mut b = [0u8; $n];
+                b.copy_from_slice(&self[$n * i..$n * i + $n]);
+                <$t>::from_le_bytes(b)
+            }
+        }
+        impl $set_t for [u8] {
+            #[inline(always)]
+            fn $set(&mut self, i: usize, v: $t) {
+                self[$n * i..$n * i + $n].copy_from_slice(&v.to_le_bytes());
+            }
+        }
+        impl $get_t for [$t] {
+            #[inline(always)]
+            fn $get(&self, i: usize) -> $t {
+                self[i]
+            }
+        }
+        impl $set_t for [$t] {
+            #[inline(always)]
+            fn $set(&mut self, i: usize, v: $t) {
+                self[i] = v;
+            }
+        }
+    };
+}
+
+wide!(I16s, I16sMut, get_i16, set_i16, i16, 2);
+wide!(I32s, I32sMut, get_i32, set_i32, i32, 4);
+wide!(I64s, I64sMut, get_i64, set_i64, i64, 8);

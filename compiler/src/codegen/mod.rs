@@ -84,6 +84,7 @@ fn elem_ty(d: DType) -> TokenStream {
         DType::U8 => quote!(u8),
         DType::I16 => quote!(i16),
         DType::I32 => quote!(i32),
+        DType::I64 => quote!(i64),
         _ => quote!(u8),
     }
 }
@@ -91,8 +92,8 @@ fn elem_ty(d: DType) -> TokenStream {
 fn check_io_dtype(g: &Graph, t: TensorId, what: &str) -> Result<()> {
     let tt = g.t(t);
     match tt.dtype {
-        DType::F32 | DType::I8 => Ok(()),
-        d => Err(Error::unsupported(format!("model {what} has type {d}, which is not supported; microgen supports int8 and float32 inputs and outputs"))
+        DType::F32 | DType::I8 | DType::I16 | DType::I32 | DType::I64 => Ok(()),
+        d => Err(Error::unsupported(format!("model {what} has type {d}, which is not supported; microgen supports int8, int16, int32, int64 and float32 inputs and outputs"))
             .with_tensor(tt.index, &tt.name)),
     }
 }
@@ -154,7 +155,7 @@ pub fn generate(g: &Graph, plan: &Plan, header: &str) -> Result<Generated> {
             #[allow(clippy::all, unused_imports, unused_variables)]
             fn #fn_name(#(#params),*) {
                 #[allow(unused_imports)]
-                use ::microgen_rt::buf::{F32s as _, F32sMut as _, I8s as _, I8sMut as _};
+                use ::microgen_rt::buf::{F32s as _, F32sMut as _, I16s as _, I16sMut as _, I32s as _, I32sMut as _, I64s as _, I64sMut as _, I8s as _, I8sMut as _};
                 #body
             }
         });
@@ -166,10 +167,16 @@ pub fn generate(g: &Graph, plan: &Plan, header: &str) -> Result<Generated> {
         let src = operand_ref(g, plan, t, single_in, single_out, false)?;
         let dst = if single_out { quote!(output) } else { let f = format_ident!("output{}", k); quote!(output.#f) };
         let n = lit::usize(g.t(t).elems());
-        let (get, set) = if g.t(t).dtype == DType::F32 { (quote!(get_f32), quote!(set_f32)) } else { (quote!(get_i8), quote!(set_i8)) };
+        let (get, set) = match g.t(t).dtype {
+            DType::F32 => (quote!(get_f32), quote!(set_f32)),
+            DType::I16 => (quote!(get_i16), quote!(set_i16)),
+            DType::I32 => (quote!(get_i32), quote!(set_i32)),
+            DType::I64 => (quote!(get_i64), quote!(set_i64)),
+            _ => (quote!(get_i8), quote!(set_i8)),
+        };
         calls.extend(quote! {
             {
-                use ::microgen_rt::buf::{F32s as _, F32sMut as _, I8s as _, I8sMut as _};
+                use ::microgen_rt::buf::{F32s as _, F32sMut as _, I16s as _, I16sMut as _, I32s as _, I32sMut as _, I64s as _, I64sMut as _, I8s as _, I8sMut as _};
                 let x = #src;
                 for i in 0..#n { #dst[..].#set(i, x.#get(i)); }
             }

@@ -539,8 +539,8 @@ fn arg_min_max(ctx: &KernelCtx, is_max: bool) -> Result<Kernel> {
         d => return Err(ctx.unsupported(format!("input type {d}; supported: int8, float32"))),
     };
     let store = match y.dtype {
-        DType::I32 => quote!(y0[4 * o..4 * o + 4].copy_from_slice(&(best as i32).to_le_bytes());),
-        DType::I64 => quote!(y0[8 * o..8 * o + 8].copy_from_slice(&(best as i64).to_le_bytes());),
+        DType::I32 => quote!(y0.set_i32(o, best as i32);),
+        DType::I64 => quote!(y0.set_i64(o, best as i64);),
         d => return Err(ctx.unsupported(format!("output type {d}; supported: int32, int64"))),
     };
     let cmp = if is_max { quote!(>) } else { quote!(<) };
