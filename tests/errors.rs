@@ -139,3 +139,19 @@ fn macro_reports_compile_errors() {
     }
     assert!(err.contains("over the budget of 8 bytes"), "budget error missing:\n{err}");
 }
+
+/// A model with custom operators gets one error that names every custom operator.
+#[test]
+fn custom_operators_are_all_named() {
+    let p = repo().join("../shared/models/tflm-examples/audio_preprocessor_int8.tflite");
+    let Ok(bytes) = std::fs::read(&p) else {
+        eprintln!("skip: {} not present", p.display());
+        return;
+    };
+    let e = microgen::compile(&bytes, &microgen::Options::new("audio_preprocessor_int8.tflite")).unwrap_err();
+    let msg = e.to_string();
+    for op in ["SignalWindow", "SignalRfft", "SignalEnergy", "SignalFftAutoScale", "SignalFilterBank", "SignalFilterBankLog", "SignalFilterBankSpectralSubtraction", "SignalFilterBankSquareRoot", "SignalPCAN"] {
+        assert!(msg.contains(&format!("CUSTOM:{op}")), "{op} not named in: {msg}");
+    }
+    assert!(msg.contains("custom operators cannot be compiled"), "{msg}");
+}

@@ -291,6 +291,7 @@ fn read_inner(bytes: &[u8], name: &str) -> Result<Graph> {
     if g.inputs.is_empty() || g.outputs.is_empty() {
         return Err(Error::invalid("model has no inputs or no outputs"));
     }
+    let mut unknown: Vec<(usize, String, Error)> = Vec::new();
     if let Some(ops) = ops_fb {
         for (i, op) in ops.iter().enumerate() {
             let op = op.map_err(mal)?;
@@ -318,9 +319,40 @@ fn read_inner(bytes: &[u8], name: &str) -> Result<Graph> {
             for v in outs {
                 outputs.push(tensor_index(v, "output").map_err(wrap)?.ok_or_else(|| wrap(Error::malformed("output tensor index -1")))?);
             }
-            let node_op = decode(c, &oname, &op, &g, &inputs, &outputs).map_err(wrap)?;
-            g.nodes.add_node(Node { index: i, op: node_op, inputs, outputs });
+            match decode(c, &oname, &op, &g, &inputs, &outputs) {
+                Ok(node_op) => {
+                    g.nodes.add_node(Node { index: i, op: node_op, inputs, outputs });
+                }
+                // Unknown operators: collect them all, so one error lists every one.
+                Err(e) if e.kind == crate::error::ErrorKind::Unsupported && e.message.starts_with("operator ") => {
+                    unknown.push((i, oname.clone(), e));
+                }
+                Err(e) => return Err(wrap(e)),
+            }
         }
+    }
+    if let Some((i, name, first)) = unknown.first() {
+        if unknown.len() == 1 {
+            return Err(first.clone().with_op(*i, name.clone()));
+        }
+        let list: Vec<String> = unknown.iter().map(|(i, n, _)| format!("{i} {n}")).collect();
+        let mut names: Vec<&str> = unknown.iter().map(|(_, n, _)| n.as_str()).collect();
+        names.sort();
+        names.dedup();
+        let any_custom = names.iter().any(|n| n.starts_with("CUSTOM:"));
+        return Err(Error::unsupported(format!(
+            "{} operators are not supported: {} (operators {}); supported operators: {}",
+            unknown.len(),
+            names.join(", "),
+            list.join(", "),
+            crate::codegen::kernels::supported_list()
+        ))
+        .with_op(*i, name.clone())
+        .with_hint(if any_custom {
+            "custom operators cannot be compiled; replace them with builtin operators"
+        } else {
+            "replace them with supported operators or open an issue"
+        }));
     }
     g.rebuild_edges();
     Ok(g)
