@@ -155,3 +155,21 @@ fn custom_operators_are_all_named() {
     }
     assert!(msg.contains("Custom operators cannot be compiled"), "{msg}");
 }
+
+/// Every input a fuzzer once broke the compiler with stays fixed.
+#[test]
+fn fuzz_regressions_do_not_panic() {
+    let dir = repo().join("tests/fuzz_regressions");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "md") {
+            continue;
+        }
+        let bytes = std::fs::read(&p).unwrap();
+        let r = std::panic::catch_unwind(|| microgen::compile(&bytes, &microgen::Options::new("regression.tflite")));
+        assert!(r.is_ok(), "{} makes the compiler panic", p.display());
+        n += 1;
+    }
+    eprintln!("{n} fuzz regressions checked");
+}
