@@ -76,5 +76,21 @@ ops = m.subgraphs[0].operators
 ops[0].inputs[0], ops[1].outputs[0] = ops[1].outputs[0], ops[0].inputs[0]
 case("cycle", pack(m), "operator reads a tensor that no earlier operator writes", "Invalid")
 
+m = copy.deepcopy(base)
+m.subgraphs[0].tensors[0].quantization.zeroPoint = [300]
+case("zero_point_out_of_range", pack(m), "zero point 300 is outside the int8 range [-128, 127]", "Invalid")
+
+m = copy.deepcopy(base)
+m.subgraphs[0].tensors[0].quantization = None
+case("missing_quantization", pack(m), "int8 activation tensor has no quantization parameters", "Invalid")
+
+m = copy.deepcopy(base)
+m.subgraphs[0].tensors[0].shape = [1, 2, 3, 4, 5, 6, 7, 8, 9]
+case("rank_over_limit", pack(m), "rank 9 exceeds the limit of 8", "Limit")
+
+m = copy.deepcopy(base)
+m.subgraphs[0].operators[0].inputs = [m.subgraphs[0].operators[0].inputs[0]]
+case("missing_operand", pack(m), "expects 2..=3 inputs, has 1", "Invalid")
+
 (OUT / "expected.json").write_text(json.dumps(cases, indent=2, sort_keys=True) + "\n")
 print(f"wrote {len(cases)} malformed models to {OUT}")

@@ -6,6 +6,7 @@ use crate::ir::Graph;
 mod fold_constants;
 mod fuse_activations;
 mod prune;
+mod validate;
 
 /// A graph-to-graph rewrite.
 pub trait Pass {
@@ -15,6 +16,7 @@ pub trait Pass {
 
 /// The passes, in order.
 pub const PIPELINE: &[&dyn Pass] = &[
+    &validate::Validate,
     &fold_constants::FoldConstants,
     &fuse_activations::FuseActivations,
     &prune::Prune,
