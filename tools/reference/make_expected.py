@@ -404,7 +404,7 @@ def process(case):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("cases", nargs="*")
-    ap.add_argument("--group", choices=["A", "B", "shared"])
+    ap.add_argument("--group", choices=["A", "B", "C", "Z", "shared"])
     args = ap.parse_args()
     os.makedirs(CASES_DIR, exist_ok=True)
     os.makedirs(DATA_DIR, exist_ok=True)

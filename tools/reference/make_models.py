@@ -7,9 +7,17 @@
 
 Every model is a tf.function over constant (seeded numpy) weights, or a Keras model
 frozen through a concrete function, converted with the TFLite converter to
-  <name>_f32.tflite   float32
-  <name>_int8.tflite  full-integer int8 (int8 I/O unless the spec says float I/O)
+  <name>_f32.tflite     float32
+  <name>_int8.tflite    full-integer int8 (int8 I/O unless the spec says float I/O)
+  <name>_16x8.tflite    int16 activations, int8 weights (EXPERIMENTAL_TFLITE_BUILTINS_
+                        ACTIVATIONS_INT16_WEIGHTS_INT8), int16 I/O; only where a spec asks
+  <name>_hybrid.tflite  dynamic-range quantization (optimizations=[DEFAULT] without a
+                        representative dataset): int8 weights, float activations; only
+                        where a spec asks
 Shapes are deliberately awkward (odd sizes, channel counts not multiples of 4).
+
+Groups: A, B (operators), C (16x8 and hybrid), Z (the "zoo": small Keras architectures as
+users bring them, converted to float32 and int8).
 
 The op list of every produced model is checked against the spec (`ops=`): a model
 whose converter output lacks an intended op fails the build.
@@ -37,6 +45,8 @@ REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 OUT_DIR = os.path.join(REPO, "tests", "models")
 REP_SAMPLES = 100
 MAX_BYTES = 60 * 1024
+VARIANTS = ("f32", "int8", "16x8", "hybrid")
+GROUPS = ("A", "B", "C", "Z")
 
 
 def seed_of(text):
@@ -48,7 +58,8 @@ def seed_of(text):
 # ----------------------------------------------------------------------------
 class Spec:
     def __init__(self, name, group, inputs, build, ops, variants=("f32", "int8"), note="",
-                 ops_f32=None, ops_int8=None, refuse_ok=(), int8_io="int8", dynamic_dims=0):
+                 ops_f32=None, ops_int8=None, refuse_ok=(), int8_io="int8", dynamic_dims=0,
+                 bias32=False):
         self.name = name
         self.group = group
         # inputs: list of (shape, mean, std) -- the representative (calibration) distribution
@@ -56,7 +67,7 @@ class Spec:
         self.build = build        # build(rng) -> python function of tf tensors
         self.ops = set(ops)       # ops that must appear in every variant
         self.ops_f32 = set(ops_f32 or ())    # extra ops required in the f32 variant
-        self.ops_int8 = set(ops_int8 or ())  # extra ops required in the int8 variant
+        self.ops_int8 = set(ops_int8 or ())  # extra ops required in the int8 (and 16x8) variant
         self.variants = variants
         self.note = note
         self.refuse_ok = set(refuse_ok)      # variants the converter may refuse (kept as a note)
@@ -65,6 +76,9 @@ class Spec:
         # (shape_signature -1, shape 1): keeps EXPAND_DIMS / SQUEEZE, which the converter
         # otherwise rewrites to RESHAPE when the shape is static (or has one unknown dim)
         self.dynamic_dims = dynamic_dims
+        # 16x8 only: int32 instead of int64 bias (converter option
+        # _experimental_full_integer_quantization_bias_type)
+        self.bias32 = bias32
 
 
 SPECS = []
@@ -514,6 +528,80 @@ def _resnet_small(rng):
 
 
 # ----------------------------------------------------------------------------
+# Group C: int16 activations with int8 weights ("16x8"), hybrid (dynamic range)
+# ----------------------------------------------------------------------------
+@model("conv_fc", "C", [([1, 11, 9, 3], 0, 1)], ["CONV_2D", "FULLY_CONNECTED", "SOFTMAX"],
+       variants=("16x8",),
+       note="16x8: CONV_2D 3x3 stride 2 SAME relu (5 filters) -> CONV_2D 2x3 VALID (6 filters, "
+            "int64 bias) -> flatten -> Dense(9, relu6) -> Dense(5) -> outputs the logits and "
+            "their softmax (int16 SOFTMAX)")
+def _conv_fc(rng):
+    c1, c2 = conv_w(rng, 3, 3, 3, 5, 1.5), conv_w(rng, 2, 3, 5, 6, 1.5)
+    l1, l2 = dense_w(rng, 5 * 3 * 6, 9, 1.5), dense_w(rng, 9, 5, 2.0)
+
+    def f(x):
+        h = tf.nn.relu(conv(x, c1, stride=2))
+        h = conv(h, c2, padding="VALID")
+        h = tf.reshape(h, [1, -1])
+        h = tf.nn.relu6(fc(h, l1))
+        logits = fc(h, l2)
+        return logits, tf.nn.softmax(logits)
+    return f
+
+
+@model("conv_fc_b32", "C", [([1, 7, 8, 2], 0, 2)], ["CONV_2D", "FULLY_CONNECTED"],
+       ops_int8=["QUANTIZE", "DEQUANTIZE"], variants=("16x8",), int8_io="float", bias32=True,
+       note="16x8 with int32 bias (converter option _experimental_full_integer_quantization_bias_type"
+            "=int32: int32 accumulators) and float32 I/O (QUANTIZE float32->int16 at the input, "
+            "DEQUANTIZE int16->float32 at the output): CONV_2D 3x3 stride 2 SAME relu6 (4 filters) "
+            "-> flatten -> Dense(6)")
+def _conv_fc_b32(rng):
+    c1, l1 = conv_w(rng, 3, 3, 2, 4, 1.5), dense_w(rng, 4 * 4 * 4, 6, 1.5)
+
+    def f(x):
+        h = tf.nn.relu6(conv(x, c1, stride=2))
+        return fc(tf.reshape(h, [1, -1]), l1)
+    return f
+
+
+@model("add3", "C", [([1, 5, 7, 3], 0, 1), ([1, 1, 7, 3], 0.5, 3), ([1, 5, 7, 3], -1, 0.5)],
+       ["ADD"], variants=("16x8",),
+       note="16x8 ADD: relu(a + b) with b broadcast over the rows (1x5x7x3 + 1x1x7x3) and a + c "
+            "(same shape); three inputs with different scales")
+def _add3(rng):
+    def f(a, b, d):
+        return tf.nn.relu(a + b), a + d
+    return f
+
+
+@model("dw_conv", "C", [([1, 9, 7, 4], 0, 1)], ["DEPTHWISE_CONV_2D", "CONV_2D"],
+       variants=("16x8",),
+       note="16x8: DEPTHWISE_CONV_2D 3x3 multiplier 2 stride 2 SAME relu -> DEPTHWISE_CONV_2D 3x3 "
+            "dilation 2 SAME relu6 -> CONV_2D 1x1 (5 filters) -> flatten -> Dense(3)")
+def _dw_conv(rng):
+    d1, d2 = dw_w(rng, 3, 3, 4, 2, 1.5), dw_w(rng, 3, 3, 8, 1, 1.5)
+    c1, l1 = conv_w(rng, 1, 1, 8, 5, 1.5), dense_w(rng, 5 * 4 * 5, 3)
+
+    def f(x):
+        h = tf.nn.relu(dwconv(x, d1, stride=2))
+        h = tf.nn.relu6(dwconv(h, d2, dilation=2))
+        h = conv(h, c1)
+        return fc(tf.reshape(h, [1, -1]), l1)
+    return f
+
+
+@model("fc_big", "C", [([3, 40], 0, 1)], ["FULLY_CONNECTED"], variants=("hybrid",),
+       note="dynamic-range quantized (hybrid) FULLY_CONNECTED: 3 batches x 40 -> Dense(48, relu) "
+            "with int8 weights (1920 > 1024 elements: quantized) -> Dense(6) (small: stays float)")
+def _fc_big(rng):
+    l1, l2 = dense_w(rng, 40, 48, 1.5), dense_w(rng, 48, 6)
+
+    def f(x):
+        return fc(tf.nn.relu(fc(x, l1)), l2)
+    return f
+
+
+# ----------------------------------------------------------------------------
 # Conversion
 # ----------------------------------------------------------------------------
 def concrete(spec):
@@ -545,7 +633,26 @@ def rep_samples(spec):
 def convert(spec, variant):
     cf, trackable = concrete(spec)
     conv = tf.lite.TFLiteConverter.from_concrete_functions([cf], trackable)
-    if variant == "int8":
+    if variant == "hybrid":
+        # dynamic-range quantization: weights of large enough tensors become int8,
+        # activations stay float32 (the kernels quantize them at run time)
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif variant == "16x8":
+        samples = rep_samples(spec)
+
+        def rep16():
+            for s in samples:
+                yield s
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = rep16
+        conv.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        if spec.bias32:
+            conv._experimental_full_integer_quantization_bias_type = tf.int32
+        if spec.int8_io == "int8":
+            conv.inference_input_type = tf.int16
+            conv.inference_output_type = tf.int16
+    elif variant == "int8":
         samples = rep_samples(spec)
 
         def rep():
@@ -562,7 +669,8 @@ def convert(spec, variant):
 
 def check(spec, variant, buf):
     ops = tflite_info.op_names(buf)
-    want = set(spec.ops) | (spec.ops_f32 if variant == "f32" else spec.ops_int8)
+    want = set(spec.ops) | {"f32": spec.ops_f32, "int8": spec.ops_int8, "16x8": spec.ops_int8,
+                            "hybrid": spec.ops_f32}[variant]
     missing = want - set(ops)
     problems = []
     if missing:
@@ -571,12 +679,22 @@ def check(spec, variant, buf):
     if bad & set(ops):
         problems.append(f"unwanted ops {sorted(bad & set(ops))}")
     d = tflite_info.describe(buf)
-    if variant == "int8":
+    if variant in ("int8", "16x8"):
         floats = [t["dtype"] for op in d["ops"] for t in op["inputs"] + op["outputs"]
                   if t and t["dtype"] == "float32"]
         io_float = spec.int8_io == "float"
         if floats and not io_float:
-            problems.append("float32 tensors in the int8 model")
+            problems.append(f"float32 tensors in the {variant} model")
+    if variant == "16x8":
+        acts = {t["dtype"] for op in d["ops"] for t in op["outputs"] if t}
+        if "int16" not in acts:
+            problems.append("no int16 activations in the 16x8 model")
+    if variant == "hybrid":
+        hyb = [op for op in d["ops"] if op["inputs"] and op["inputs"][0]
+               and op["inputs"][0]["dtype"] == "float32"
+               and any(t and t["dtype"] == "int8" for t in op["inputs"][1:])]
+        if not hyb:
+            problems.append("no hybrid operator (float32 input, int8 weights) in the hybrid model")
     if len(buf) > MAX_BYTES:
         problems.append(f"{len(buf)} bytes > {MAX_BYTES}")
     return ops, d, problems
@@ -584,7 +702,7 @@ def check(spec, variant, buf):
 
 def build(spec):
     entries = {}
-    for variant in ("f32", "int8"):
+    for variant in VARIANTS:
         stale = os.path.join(OUT_DIR, f"{spec.name}_{variant}.tflite")
         if variant not in spec.variants and os.path.exists(stale):
             os.remove(stale)
@@ -636,10 +754,13 @@ def write_readme(manifest):
         "Generated by `tools/reference/make_models.py` (deterministic, seeded); do not edit by hand.",
         "`models.json` is the machine-readable manifest (ops, I/O quantization, calibration distribution).",
         "`<name>_f32.tflite` is float32; `<name>_int8.tflite` is full-integer int8 with int8 I/O",
-        "unless noted (quant_dequant keeps float32 I/O).",
+        "unless noted (quant_dequant keeps float32 I/O); `<name>_16x8.tflite` has int16 activations",
+        "and int8 weights with int16 I/O; `<name>_hybrid.tflite` is dynamic-range quantized (int8",
+        "weights, float32 activations and I/O). Groups: A, B operators; C 16x8 and hybrid; Z the zoo",
+        "of small Keras architectures.",
         "",
-        "| model | group | f32 ops | int8 ops | note |",
-        "|---|---|---|---|---|",
+        "| model | group | f32 ops | int8 ops | other variants | note |",
+        "|---|---|---|---|---|---|",
     ]
 
     def fmt(v):
@@ -653,8 +774,10 @@ def write_readme(manifest):
         return ", ".join(f"{k}" + (f" x{n}" if n > 1 else "") for k, n in counts.items())
 
     for name, m in manifest.items():
+        other = "; ".join(f"{k}: {fmt(v)}" for k, v in m["variants"].items()
+                          if k not in ("f32", "int8")) or "-"
         lines.append(f"| {name} | {m['group']} | {fmt(m['variants'].get('f32'))} | "
-                     f"{fmt(m['variants'].get('int8'))} | {m['note']} |")
+                     f"{fmt(m['variants'].get('int8'))} | {other} | {m['note']} |")
     with open(os.path.join(OUT_DIR, "README.md"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
@@ -662,7 +785,7 @@ def write_readme(manifest):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("names", nargs="*")
-    ap.add_argument("--group", choices=["A", "B"])
+    ap.add_argument("--group", choices=list(GROUPS))
     args = ap.parse_args()
     os.makedirs(OUT_DIR, exist_ok=True)
     mpath = os.path.join(OUT_DIR, "models.json")

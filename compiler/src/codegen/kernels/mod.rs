@@ -6,14 +6,20 @@ use crate::error::Result;
 use crate::ir::Op;
 
 pub mod add;
+pub mod add16;
 pub mod conv;
+pub mod conv16;
 pub mod depthwise;
 pub mod elementwise;
+pub mod fc16;
 pub mod fully_connected;
+pub mod int16;
 pub mod pool;
 pub mod quant;
+pub mod quant16;
 pub mod shape;
 pub mod softmax;
+pub mod softmax16;
 pub mod unary;
 
 /// The operators code can be generated for, as (name, data types).
@@ -34,7 +40,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
 /// Every supported operator: this table plus the ones declared by the data-movement
 /// (`shape.rs`) and element-wise (`elementwise.rs`) emitters.
 pub fn supported() -> Vec<(&'static str, &'static str)> {
-    SUPPORTED.iter().chain(shape::SUPPORTED.iter()).chain(elementwise::SUPPORTED.iter()).copied().collect()
+    SUPPORTED.iter().chain(shape::SUPPORTED.iter()).chain(elementwise::SUPPORTED.iter()).chain(int16::SUPPORTED.iter()).copied().collect()
 }
 
 pub fn supported_list() -> String {
@@ -43,6 +49,11 @@ pub fn supported_list() -> String {
 
 pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
     match &ctx.node.op {
+        Op::FullyConnected { .. } if int16::is_int16(ctx) => fc16::emit(ctx),
+        Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } if int16::is_int16(ctx) => conv16::emit(ctx),
+        Op::Add { .. } if int16::is_int16(ctx) => add16::emit(ctx),
+        Op::Softmax { .. } if int16::is_int16(ctx) => softmax16::emit(ctx),
+        Op::Quantize | Op::Dequantize if int16::is_int16(ctx) => quant16::emit(ctx),
         Op::FullyConnected { .. } => fully_connected::emit(ctx),
         Op::Conv2d { .. } => conv::emit(ctx),
         Op::DepthwiseConv2d { .. } => depthwise::emit(ctx),
