@@ -39,3 +39,4 @@ fn generation_is_deterministic() {
         assert_eq!(generated(m), generated(m), "{m}: two compilations differ");
     }
 }
+snap!(stateful_ring_buffer_int8, "stream_ring_int8.tflite");

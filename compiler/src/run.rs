@@ -109,7 +109,7 @@ pub fn runner(bytes: &[u8], opts: &Options) -> Result<(PathBuf, IoSizes)> {
     )
     .map_err(io_err)?;
     std::fs::write(src.join("model.rs"), &compiled.code).map_err(io_err)?;
-    std::fs::write(src.join("main.rs"), runner_main(&io, g.inputs.len() == 1, g.outputs.len() == 1)).map_err(io_err)?;
+    std::fs::write(src.join("main.rs"), runner_main(&io, g.inputs.len() == 1, g.outputs.len() == 1, !g.variables.is_empty())).map_err(io_err)?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let target = root.join("target");
     let out = Command::new(&cargo)
@@ -159,7 +159,7 @@ pub fn run(model: &Path, input: &Path, output: &Path, opts: &Options) -> Result<
     Ok(len / per)
 }
 
-fn runner_main(io: &IoSizes, single_in: bool, single_out: bool) -> String {
+fn runner_main(io: &IoSizes, single_in: bool, single_out: bool, stateful: bool) -> String {
     let mut read = String::new();
     let mut off = 0usize;
     for (k, (d, n)) in io.inputs.iter().enumerate() {
@@ -193,15 +193,18 @@ fn main() {{
     let data = std::fs::read(&args[1]).expect("read input");
     let per = {per};
     let mut arena = Box::new(Arena::new());
+    {state_decl}
     let mut input: Input = {new_in};
     let mut output: Output = {new_out};
     let mut out = Vec::new();
     for s in data.chunks_exact(per) {{
-{read}        predict(&mut arena, &input, &mut output);
+{read}        {call}
 {write}    }}
     std::fs::write(&args[2], out).expect("write output");
 }}
 "#,
-        per = io.input_bytes()
+        per = io.input_bytes(),
+        call = if stateful { "predict(&mut arena, &mut state, &input, &mut output);" } else { "predict(&mut arena, &input, &mut output);" },
+        state_decl = if stateful { "let mut state = Box::new(State::new()); // one instance: state carries over from sample to sample" } else { "" }
     )
 }

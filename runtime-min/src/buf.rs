@@ -121,3 +121,132 @@ macro_rules! wide {
 wide!(I16s, I16sMut, get_i16, set_i16, i16, 2);
 wide!(I32s, I32sMut, get_i32, set_i32, i32, 4);
 wide!(I64s, I64sMut, get_i64, set_i64, i64, 8);
+
+// In-place and overlapping operands. When an operator's output shares arena bytes with one
+// of its inputs (element-wise ops over a dying input, convolutions whose output trails
+// their input), the generated code passes the arena as shared cells
+// (`Cell::from_mut(&mut arena[..]).as_slice_of_cells()`), one sub-slice per operand: reads
+// and writes through `&[Cell<u8>]` may alias, safely, and compile to the same byte loads
+// and stores. The memory plan guarantees that no byte is written before its last read.
+
+use core::cell::Cell;
+
+impl I8s for [Cell<u8>] {
+    #[inline(always)]
+    fn get_i8(&self, i: usize) -> i8 {
+        self[i].get() as i8
+    }
+}
+
+impl F32s for [Cell<u8>] {
+    #[inline(always)]
+    fn get_f32(&self, i: usize) -> f32 {
+        let c = &self[4 * i..4 * i + 4];
+        f32::from_le_bytes([c[0].get(), c[1].get(), c[2].get(), c[3].get()])
+    }
+}
+
+macro_rules! cells_get {
+    ($get_t:ident, $get:ident, $t:ty, $n:expr) => {
+        impl $get_t for [Cell<u8>] {
+            #[inline(always)]
+            fn $get(&self, i: usize) -> $t {
+                let c = &self[$n * i..$n * i + $n];
+                let mut b = [0u8; $n];
+                for (d, s) in b.iter_mut().zip(c) {
+                    *d = s.get();
+                }
+                <$t>::from_le_bytes(b)
+            }
+        }
+    };
+}
+
+cells_get!(I16s, get_i16, i16, 2);
+cells_get!(I32s, get_i32, i32, 4);
+cells_get!(I64s, get_i64, i64, 8);
+
+/// Write elements through shared cells (`&self`): the setters of an operand that may
+/// overlap another operand of the same call.
+pub trait CellsSet {
+    fn set_i8(&self, i: usize, v: i8);
+    fn set_f32(&self, i: usize, v: f32);
+    fn set_i16(&self, i: usize, v: i16);
+    fn set_i32(&self, i: usize, v: i32);
+    fn set_i64(&self, i: usize, v: i64);
+}
+
+#[inline(always)]
+fn put<const N: usize>(c: &[Cell<u8>], i: usize, b: [u8; N]) {
+    let c = &c[N * i..N * i + N];
+    for (d, s) in c.iter().zip(b) {
+        d.set(s);
+    }
+}
+
+impl CellsSet for [Cell<u8>] {
+    #[inline(always)]
+    fn set_i8(&self, i: usize, v: i8) {
+        self[i].set(v as u8);
+    }
+    #[inline(always)]
+    fn set_f32(&self, i: usize, v: f32) {
+        put(self, i, v.to_le_bytes());
+    }
+    #[inline(always)]
+    fn set_i16(&self, i: usize, v: i16) {
+        put(self, i, v.to_le_bytes());
+    }
+    #[inline(always)]
+    fn set_i32(&self, i: usize, v: i32) {
+        put(self, i, v.to_le_bytes());
+    }
+    #[inline(always)]
+    fn set_i64(&self, i: usize, v: i64) {
+        put(self, i, v.to_le_bytes());
+    }
+}
+
+#[cfg(test)]
+mod cell_tests {
+    use super::*;
+
+    #[test]
+    fn cells_alias_safely() {
+        let mut a = [0u8; 16];
+        let cells = Cell::from_mut(&mut a[..]).as_slice_of_cells();
+        let (x, y) = (&cells[4..12], &cells[0..16]);
+        y.set_f32(1, 1.5);
+        assert_eq!(x.get_f32(0), 1.5);
+        y.set_i8(4, -3);
+        assert_eq!(x.get_i8(0), -3);
+        y.set_i16(3, -2);
+        assert_eq!(x.get_i16(1), -2);
+        y.set_i32(2, 7);
+        assert_eq!(x.get_i32(1), 7);
+        y.set_i64(1, -9);
+        assert_eq!(cells[8..16].get_i64(0), -9);
+        assert_eq!(a[8..16], (-9i64).to_le_bytes());
+    }
+}
+
+/// Read uint8 elements.
+pub trait U8s {
+    fn get_u8(&self, i: usize) -> u8;
+}
+/// Write uint8 elements.
+pub trait U8sMut: U8s {
+    fn set_u8(&mut self, i: usize, v: u8);
+}
+impl U8s for [u8] {
+    #[inline(always)]
+    fn get_u8(&self, i: usize) -> u8 {
+        self[i]
+    }
+}
+impl U8sMut for [u8] {
+    #[inline(always)]
+    fn set_u8(&mut self, i: usize, v: u8) {
+        self[i] = v;
+    }
+}

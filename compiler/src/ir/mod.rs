@@ -228,6 +228,16 @@ pub enum Op {
     ArgMax,
     ArgMin,
     Prelu,
+    /// VAR_HANDLE (resolved away by the frontend into [`Variable`]s).
+    VarHandle { name: String },
+    /// CALL_ONCE (resolved away by the frontend: the init subgraph becomes initial values).
+    CallOnce { init_subgraph: usize },
+    /// READ_VARIABLE: copies variable `var` into output 0. Output 1 is a zero-byte ordering
+    /// token; extra inputs are ordering tokens.
+    ReadVariable { var: usize },
+    /// ASSIGN_VARIABLE: copies input 0 into variable `var`. Output 0 is a zero-byte ordering
+    /// token; extra inputs are ordering tokens.
+    AssignVariable { var: usize },
 }
 
 impl Op {
@@ -269,6 +279,10 @@ impl Op {
             Op::ArgMax => "ARG_MAX",
             Op::ArgMin => "ARG_MIN",
             Op::Prelu => "PRELU",
+            Op::VarHandle { .. } => "VAR_HANDLE",
+            Op::CallOnce { .. } => "CALL_ONCE",
+            Op::ReadVariable { .. } => "READ_VARIABLE",
+            Op::AssignVariable { .. } => "ASSIGN_VARIABLE",
         }
     }
     /// The fused activation, if the operator has one.
@@ -303,6 +317,11 @@ impl Op {
     pub fn is_view(&self) -> bool {
         matches!(self, Op::View { .. })
     }
+    /// Operators with an effect beyond their outputs (never pruned, never reordered
+    /// across each other: ordering tokens chain them).
+    pub fn has_side_effect(&self) -> bool {
+        matches!(self, Op::AssignVariable { .. })
+    }
 }
 
 /// One operator instance.
@@ -322,6 +341,24 @@ impl Node {
     }
 }
 
+/// State kept between calls (a TFLite resource variable).
+#[derive(Debug, Clone)]
+pub struct Variable {
+    /// `container/shared_name` of its VAR_HANDLE.
+    pub name: String,
+    pub dtype: DType,
+    pub shape: Vec<usize>,
+    pub quant: Option<Quant>,
+    /// Initial contents (from the CALL_ONCE init subgraph; zeros if it has none).
+    pub init: Vec<u8>,
+}
+
+impl Variable {
+    pub fn bytes(&self) -> usize {
+        self.shape.iter().product::<usize>() * self.dtype.size()
+    }
+}
+
 /// A model: tensors, the operator graph (edges carry the tensor flowing from producer to
 /// consumer), and the model's inputs and outputs.
 #[derive(Debug, Clone)]
@@ -332,11 +369,13 @@ pub struct Graph {
     pub nodes: StableDiGraph<Node, TensorId>,
     pub inputs: Vec<TensorId>,
     pub outputs: Vec<TensorId>,
+    /// Resource variables: state carried from one call to the next.
+    pub variables: Vec<Variable>,
 }
 
 impl Graph {
     pub fn new(name: impl Into<String>) -> Self {
-        Graph { name: name.into(), tensors: Vec::new(), nodes: StableDiGraph::new(), inputs: Vec::new(), outputs: Vec::new() }
+        Graph { name: name.into(), tensors: Vec::new(), nodes: StableDiGraph::new(), inputs: Vec::new(), outputs: Vec::new(), variables: Vec::new() }
     }
 
     pub fn t(&self, id: TensorId) -> &Tensor {

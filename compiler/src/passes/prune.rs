@@ -25,7 +25,7 @@ impl Pass for Prune {
             let dead: Vec<_> = g
                 .nodes
                 .node_indices()
-                .filter(|&n| g.nodes[n].outputs.iter().all(|&o| !used[o]))
+                .filter(|&n| !g.nodes[n].op.has_side_effect() && g.nodes[n].outputs.iter().all(|&o| !used[o]))
                 .collect();
             if dead.is_empty() {
                 return Ok(());

@@ -33,6 +33,29 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             let table = super::unary::int8_table(&ctx.node.op, xq, yq).ok_or_else(|| ctx.unsupported("requantization"))?;
             Ok(super::unary::lut_kernel(ctx, &table, n, &format!("{n} elements, int8 -> int8 requantization, 256-entry table")))
         }
+        (Op::Quantize, DType::I8, DType::U8) => {
+            // TFLM Requantize int8 -> uint8: MultiplyByQuantizedMultiplier(x - in_zp) + out_zp,
+            // saturated to [0, 255]; one table for all 256 inputs.
+            let (xq, yq) = (x.q().ok_or_else(|| ctx.err("input has no quantization"))?, y.q().ok_or_else(|| ctx.err("output has no quantization"))?);
+            let (m, sh) = super::quantize_multiplier(xq.scale() as f64 / yq.scale() as f64);
+            let table: Vec<u8> = (-128i32..=127)
+                .map(|v| microgen_rt::q::clamp(microgen_rt::q::mbqm(v - xq.zp(), m, sh) + yq.zp(), 0, 255) as u8)
+                .collect();
+            // Reorder so that the table is indexed by the input byte.
+            let mut by_byte = [0u8; 256];
+            for (k, v) in (-128i32..=127).zip(table) {
+                by_byte[k as i8 as u8 as usize] = v;
+            }
+            let t_id = ctx.ident("LUT");
+            let tb = lit::bytes(&by_byte);
+            let statics = quote!(static #t_id: [u8; 256] = #tb;);
+            let body = quote! {
+                for i in 0..#n_l {
+                    y0.set_u8(i, #t_id[x0.get_i8(i) as u8 as usize]);
+                }
+            };
+            Ok(Kernel { statics, body, doc: format!("{n} elements, int8 -> uint8 requantization, 256-entry table"), macs: 0, const_bytes: 256 })
+        }
         (Op::Dequantize, DType::I8, DType::F32) => {
             let xq = x.q().ok_or_else(|| ctx.err("int8 input has no quantization"))?;
             if xq.per_channel() {

@@ -164,112 +164,7 @@ fn read_inner(bytes: &[u8], name: &str) -> Result<Graph> {
     let n_tensors = tensors_fb.len();
     for (i, t) in tensors_fb.iter().enumerate() {
         let t = t.map_err(mal)?;
-        let tname = t.name().map_err(mal)?.unwrap_or("").to_string();
-        let terr = |e: Error| e.with_tensor(i, tname.clone());
-        let dt = dtype(t.type_().map_err(mal)?);
-        let shape_v: Vec<i32> = match t.shape().map_err(mal)? {
-            Some(s) => {
-                if s.len() > limits::MAX_RANK {
-                    return Err(terr(Error::limit(format!("rank {} exceeds the limit of {}", s.len(), limits::MAX_RANK))));
-                }
-                s.iter().collect()
-            }
-            None => Vec::new(),
-        };
-        let sig: Option<Vec<i32>> = t.shape_signature().map_err(mal)?.map(|s| s.iter().collect());
-        let mut shape = Vec::with_capacity(shape_v.len());
-        for (d, &v) in shape_v.iter().enumerate() {
-            let dynamic = sig.as_ref().and_then(|s| s.get(d)).is_some_and(|&s| s == -1);
-            if dynamic && d == 0 && (v == 1 || v == -1) {
-                shape.push(1);
-                continue;
-            }
-            if dynamic || v < 0 {
-                return Err(terr(Error::unsupported(format!("dimension {d} is dynamic (shape {shape_v:?})"))
-                    .with_hint("only a dynamic batch dimension (resolved to 1) is supported; export the model with static shapes")));
-            }
-            shape.push(v as usize);
-        }
-        let mut elems: usize = 1;
-        for &d in &shape {
-            elems = elems.checked_mul(d).filter(|&e| e <= limits::MAX_ELEMENTS).ok_or_else(|| {
-                terr(Error::limit(format!("shape {shape_v:?} has more than {} elements", limits::MAX_ELEMENTS)))
-            })?;
-        }
-        let quant = match t.quantization().map_err(mal)? {
-            Some(q) => {
-                let scale: Vec<f32> = q.scale().map_err(mal)?.map(|v| v.iter().collect()).unwrap_or_default();
-                let zp: Vec<i64> = q.zero_point().map_err(mal)?.map(|v| v.iter().collect()).unwrap_or_default();
-                if scale.is_empty() {
-                    None
-                } else {
-                    if scale.len() > elems.max(1) {
-                        return Err(terr(Error::invalid(format!("{} quantization scales for {} elements", scale.len(), elems))));
-                    }
-                    if let Some(s) = scale.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
-                        // TFLite writes scale 0 for some unused tensors; only reject where used.
-                        if *s != 0.0 {
-                            return Err(terr(Error::invalid(format!("quantization scale {s} is not a positive finite number"))));
-                        }
-                    }
-                    if !zp.is_empty() && zp.len() != scale.len() {
-                        return Err(terr(Error::invalid(format!("{} zero points for {} scales", zp.len(), scale.len()))));
-                    }
-                    let axis = q.quantized_dimension().map_err(mal)?;
-                    let axis = if scale.len() > 1 {
-                        // TFLM accepts 1-D tensors (person_detect's biases) whose stored
-                        // quantized_dimension is out of range: the only axis is 0.
-                        let axis = if shape.len() == 1 && shape[0] == scale.len() { 0 } else { axis };
-                        if axis < 0 || axis as usize >= shape.len() || shape[axis as usize] != scale.len() {
-                            return Err(terr(Error::invalid(format!(
-                                "per-channel quantization along dimension {axis} with {} scales does not match shape {shape:?}",
-                                scale.len()
-                            ))));
-                        }
-                        axis as usize
-                    } else {
-                        // person_detect has 1-D biases with quantized_dimension 3; TFLM ignores it.
-                        0
-                    };
-                    let zero_point = if zp.is_empty() { vec![0; scale.len()] } else { zp };
-                    Some(Quant { scale, zero_point, axis })
-                }
-            }
-            None => None,
-        };
-        let bidx = t.buffer().map_err(mal)? as usize;
-        let mut data = None;
-        if bidx != 0 {
-            let bufs = buffers.as_ref().ok_or_else(|| terr(Error::malformed("tensor refers to a buffer but the model has none")))?;
-            if bidx >= bufs.len() {
-                return Err(terr(Error::malformed(format!("buffer index {bidx} out of range (model has {} buffers)", bufs.len()))));
-            }
-            let b = bufs.get(bidx).ok_or_else(|| Error::malformed("buffer index out of range"))?.map_err(mal)?;
-            let mut bytes_opt: Option<&[u8]> = b.data().map_err(mal)?.filter(|d| !d.is_empty());
-            if bytes_opt.is_none() {
-                let off = b.offset().map_err(mal)?;
-                let size = b.size().map_err(mal)?;
-                if off > 1 {
-                    let start = usize::try_from(off).ok();
-                    let end = start.and_then(|s| s.checked_add(usize::try_from(size).ok()?));
-                    match (start, end) {
-                        (Some(s), Some(e)) if e <= bytes.len() => bytes_opt = Some(&bytes[s..e]),
-                        _ => return Err(terr(Error::malformed(format!("buffer {bidx} [offset {off}, size {size}] lies outside the file")))),
-                    }
-                }
-            }
-            if let Some(d) = bytes_opt {
-                let need = if dt == DType::I4 { elems.div_ceil(2) } else { elems.checked_mul(dt.size()).unwrap_or(usize::MAX) };
-                if d.len() != need && !matches!(dt, DType::Other(_)) {
-                    return Err(terr(Error::invalid(format!(
-                        "constant data has {} bytes; shape {shape:?} of {dt} needs {need}",
-                        d.len()
-                    ))));
-                }
-                data = Some(d.to_vec());
-            }
-        }
-        g.tensors.push(Tensor { index: i, name: tname, dtype: dt, shape, quant, data, is_variable: t.is_variable().map_err(mal)? });
+        g.tensors.push(read_tensor(t, i, &buffers, bytes)?);
     }
     let tensor_index = |v: i32, what: &str| -> Result<Option<usize>> {
         if v == -1 {
@@ -354,8 +249,208 @@ fn read_inner(bytes: &[u8], name: &str) -> Result<Graph> {
             "replace them with supported operators or open an issue"
         }));
     }
+    resolve_variables(&mut g, &model, &codes, &buffers, bytes)?;
     g.rebuild_edges();
     Ok(g)
+}
+
+/// Turns VAR_HANDLE / READ_VARIABLE / ASSIGN_VARIABLE / CALL_ONCE into [`Variable`]s with
+/// initial values (from the init subgraph) and variable reads and writes chained by
+/// zero-byte ordering tokens, so later stages keep their order.
+fn resolve_variables(
+    g: &mut Graph,
+    model: &ModelRef,
+    codes: &[schema::OperatorCodeRef],
+    buffers: &Option<planus::Vector<'_, planus::Result<schema::BufferRef<'_>>>>,
+    bytes: &[u8],
+) -> Result<()> {
+    use crate::ir::Variable;
+    let mut order: Vec<_> = g.nodes.node_indices().collect();
+    order.sort_by_key(|n| g.nodes[*n].index);
+    // Resource tensor -> variable.
+    let mut handle_var: std::collections::HashMap<usize, usize> = Default::default();
+    let mut init_subgraph = None;
+    for &n in &order {
+        match &g.nodes[n].op {
+            Op::VarHandle { name } => {
+                let name = name.clone();
+                let v = match g.variables.iter().position(|v| v.name == name) {
+                    Some(v) => v,
+                    None => {
+                        g.variables.push(Variable { name, dtype: DType::Other(-1), shape: Vec::new(), quant: None, init: Vec::new() });
+                        g.variables.len() - 1
+                    }
+                };
+                handle_var.insert(g.nodes[n].outputs[0], v);
+            }
+            Op::CallOnce { init_subgraph: s } => {
+                if init_subgraph.is_some_and(|x| x != *s) {
+                    return Err(Error::unsupported("several CALL_ONCE init subgraphs").with_op(g.nodes[n].index, "CALL_ONCE"));
+                }
+                init_subgraph = Some(*s);
+            }
+            _ => {}
+        }
+    }
+    if handle_var.is_empty() && init_subgraph.is_none() {
+        return Ok(());
+    }
+    // Rewrite reads and writes, chaining them with ordering tokens.
+    let mut last_assign: Vec<Option<usize>> = vec![None; g.variables.len()];
+    let mut reads_since: Vec<Vec<usize>> = vec![Vec::new(); g.variables.len()];
+    for &n in &order {
+        let node = g.nodes[n].clone();
+        let at = |e: Error| e.with_op(node.index, node.op.name());
+        let var_of = |h: Option<usize>| -> Result<usize> {
+            h.and_then(|h| handle_var.get(&h).copied())
+                .ok_or_else(|| at(Error::unsupported("variable handle does not come from a VAR_HANDLE of the main subgraph")))
+        };
+        match node.op {
+            Op::ReadVariable { .. } => {
+                let v = var_of(node.input(0))?;
+                let y = node.outputs[0];
+                let yt = g.t(y).clone();
+                let var = &mut g.variables[v];
+                if var.shape.is_empty() && matches!(var.dtype, DType::Other(-1)) {
+                    (var.dtype, var.shape, var.quant) = (yt.dtype, yt.shape.clone(), yt.quant.clone());
+                } else if var.dtype != yt.dtype || var.shape.iter().product::<usize>() != yt.elems() {
+                    return Err(at(Error::invalid(format!("reads variable '{}' as {} {:?}, but it is {} {:?}", var.name, yt.dtype, yt.shape, var.dtype, var.shape))));
+                }
+                let token = new_token(g);
+                let node = &mut g.nodes[n];
+                node.op = Op::ReadVariable { var: v };
+                node.inputs = last_assign[v].map(Some).into_iter().collect();
+                node.outputs.push(token);
+                reads_since[v].push(token);
+            }
+            Op::AssignVariable { .. } => {
+                let v = var_of(node.input(0))?;
+                let x = node.input(1).ok_or_else(|| at(Error::invalid("ASSIGN_VARIABLE without a value")))?;
+                let xt = g.t(x).clone();
+                let var = &mut g.variables[v];
+                if var.shape.is_empty() && matches!(var.dtype, DType::Other(-1)) {
+                    (var.dtype, var.shape, var.quant) = (xt.dtype, xt.shape.clone(), xt.quant.clone());
+                } else if var.dtype != xt.dtype || var.shape.iter().product::<usize>() != xt.elems() {
+                    return Err(at(Error::invalid(format!("assigns {} {:?} to variable '{}' of {} {:?}", xt.dtype, xt.shape, var.name, var.dtype, var.shape))));
+                }
+                let token = new_token(g);
+                let mut inputs = vec![Some(x)];
+                inputs.extend(last_assign[v].map(Some));
+                inputs.extend(reads_since[v].drain(..).map(Some));
+                let node = &mut g.nodes[n];
+                node.op = Op::AssignVariable { var: v };
+                node.inputs = inputs;
+                node.outputs = vec![token];
+                last_assign[v] = Some(token);
+            }
+            _ => {}
+        }
+    }
+    for &n in &order {
+        if matches!(g.nodes[n].op, Op::VarHandle { .. } | Op::CallOnce { .. }) {
+            g.nodes.remove_node(n);
+        }
+    }
+    for v in g.variables.iter_mut() {
+        if matches!(v.dtype, DType::Other(-1)) {
+            return Err(Error::unsupported(format!("variable '{}' is never read or written by the main subgraph", v.name)));
+        }
+        v.init = vec![0; v.bytes()];
+    }
+    // Initial values from the init subgraph: VAR_HANDLE + ASSIGN_VARIABLE of constants.
+    if let Some(si) = init_subgraph {
+        let subgraphs = model.subgraphs().map_err(mal)?.ok_or_else(|| Error::malformed("model has no subgraphs"))?;
+        let sg = subgraphs
+            .get(si)
+            .ok_or_else(|| Error::malformed(format!("CALL_ONCE init subgraph {si} does not exist ({} subgraphs)", subgraphs.len())))?
+            .map_err(mal)?;
+        let tfb = sg.tensors().map_err(mal)?;
+        let n_t = tfb.as_ref().map_or(0, |t| t.len());
+        if n_t > limits::MAX_TENSORS {
+            return Err(Error::limit(format!("init subgraph has {n_t} tensors")));
+        }
+        let mut tensors = Vec::with_capacity(n_t);
+        if let Some(tv) = tfb {
+            for (i, t) in tv.iter().enumerate() {
+                tensors.push(read_tensor(t.map_err(mal)?, i, buffers, bytes)?);
+            }
+        }
+        let tix = |v: i32| -> Result<usize> {
+            if v < 0 || v as usize >= tensors.len() {
+                Err(Error::malformed(format!("init subgraph tensor index {v} out of range")))
+            } else {
+                Ok(v as usize)
+            }
+        };
+        let mut handles: std::collections::HashMap<usize, String> = Default::default();
+        if let Some(ops) = sg.operators().map_err(mal)? {
+            for (i, op) in ops.iter().enumerate() {
+                let op = op.map_err(mal)?;
+                let ci = op.opcode_index().map_err(mal)? as usize;
+                let code = op_code(codes.get(ci).ok_or_else(|| Error::malformed(format!("operator code index {ci} out of range")))?)?;
+                let ins: Vec<i32> = op.inputs().map_err(mal)?.map(|v| v.iter().collect()).unwrap_or_default();
+                let outs: Vec<i32> = op.outputs().map_err(mal)?.map(|v| v.iter().collect()).unwrap_or_default();
+                let where_ = |e: Error| e.with_op(i, format!("init subgraph {si}: {}", op_name(code)));
+                match BuiltinOperator::try_from(code) {
+                    Ok(BuiltinOperator::VarHandle) => {
+                        let (c, n) = match op.builtin_options().map_err(mal)? {
+                            Some(BuiltinOptionsRef::VarHandleOptions(o)) => (
+                                o.container().map_err(mal)?.unwrap_or("").to_string(),
+                                o.shared_name().map_err(mal)?.unwrap_or("").to_string(),
+                            ),
+                            _ => (String::new(), String::new()),
+                        };
+                        let o = tix(*outs.first().ok_or_else(|| where_(Error::malformed("VAR_HANDLE without output")))?)?;
+                        handles.insert(o, format!("{c}/{n}"));
+                    }
+                    Ok(BuiltinOperator::AssignVariable) => {
+                        if ins.len() != 2 {
+                            return Err(where_(Error::malformed("ASSIGN_VARIABLE needs 2 inputs")));
+                        }
+                        let (h, x) = (tix(ins[0])?, tix(ins[1])?);
+                        let name = handles.get(&h).ok_or_else(|| where_(Error::unsupported("handle not from a VAR_HANDLE")))?;
+                        let Some(v) = g.variables.iter_mut().find(|v| &v.name == name) else { continue };
+                        let data = tensors[x]
+                            .data
+                            .clone()
+                            .ok_or_else(|| where_(Error::unsupported("the init subgraph computes a variable's value; only constants are supported")))?;
+                        if data.len() != v.bytes() || tensors[x].dtype != v.dtype {
+                            return Err(where_(Error::invalid(format!(
+                                "initial value of '{}' is {} bytes of {}, the variable is {} bytes of {}",
+                                v.name,
+                                data.len(),
+                                tensors[x].dtype,
+                                v.bytes(),
+                                v.dtype
+                            ))));
+                        }
+                        v.init = data;
+                    }
+                    _ => {
+                        return Err(where_(Error::unsupported(
+                            "the CALL_ONCE init subgraph may only contain VAR_HANDLE and ASSIGN_VARIABLE of constants",
+                        )))
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A zero-byte tensor that only orders two operators.
+fn new_token(g: &mut Graph) -> usize {
+    let id = g.tensors.len();
+    g.tensors.push(Tensor {
+        index: id,
+        name: "state-order-token".into(),
+        dtype: DType::Bool,
+        shape: vec![0],
+        quant: None,
+        data: None,
+        is_variable: false,
+    });
+    id
 }
 
 fn need(inputs: &[Option<usize>], outputs: &[usize], min_in: usize, max_in: usize, n_out: usize) -> Result<()> {
@@ -603,6 +698,37 @@ fn decode(code: i32, name: &str, op: &OperatorRef, g: &Graph, inputs: &[Option<u
             need(inputs, outputs, 2, 2, 1)?;
             Op::Prelu
         }
+        B::VarHandle => {
+            need(inputs, outputs, 0, 0, 1)?;
+            let (c, n) = match opts {
+                Some(BuiltinOptionsRef::VarHandleOptions(o)) => (
+                    o.container().map_err(mal)?.unwrap_or("").to_string(),
+                    o.shared_name().map_err(mal)?.unwrap_or("").to_string(),
+                ),
+                _ => (String::new(), String::new()),
+            };
+            let name = if c.is_empty() && n.is_empty() { format!("#tensor{}", outputs[0]) } else { format!("{c}/{n}") };
+            Op::VarHandle { name }
+        }
+        B::ReadVariable => {
+            need(inputs, outputs, 1, 1, 1)?;
+            Op::ReadVariable { var: usize::MAX }
+        }
+        B::AssignVariable => {
+            need(inputs, outputs, 2, 2, 0)?;
+            Op::AssignVariable { var: usize::MAX }
+        }
+        B::CallOnce => {
+            need(inputs, outputs, 0, 0, 0)?;
+            let init = match opts {
+                Some(BuiltinOptionsRef::CallOnceOptions(o)) => o.init_subgraph_index().map_err(mal)?,
+                _ => return Err(Error::malformed("CALL_ONCE without CallOnceOptions")),
+            };
+            if init < 0 {
+                return Err(Error::malformed(format!("CALL_ONCE init subgraph index {init}")));
+            }
+            Op::CallOnce { init_subgraph: init as usize }
+        }
         _ => return Err(unsupported(name)),
     })
 }
@@ -623,4 +749,114 @@ fn unsupported(name: &str) -> Error {
         crate::codegen::kernels::supported_list()
     ))
     .with_hint(hint)
+}
+
+/// Decodes one tensor of a subgraph (shape, type, quantization, constant data), checking limits.
+fn read_tensor(t: schema::TensorRef, i: usize, buffers: &Option<planus::Vector<'_, planus::Result<schema::BufferRef<'_>>>>, bytes: &[u8]) -> Result<Tensor> {
+    let tname = t.name().map_err(mal)?.unwrap_or("").to_string();
+    let terr = |e: Error| e.with_tensor(i, tname.clone());
+    let dt = dtype(t.type_().map_err(mal)?);
+    let shape_v: Vec<i32> = match t.shape().map_err(mal)? {
+        Some(s) => {
+            if s.len() > limits::MAX_RANK {
+                return Err(terr(Error::limit(format!("rank {} exceeds the limit of {}", s.len(), limits::MAX_RANK))));
+            }
+            s.iter().collect()
+        }
+        None => Vec::new(),
+    };
+    let sig: Option<Vec<i32>> = t.shape_signature().map_err(mal)?.map(|s| s.iter().collect());
+    let mut shape = Vec::with_capacity(shape_v.len());
+    for (d, &v) in shape_v.iter().enumerate() {
+        let dynamic = sig.as_ref().and_then(|s| s.get(d)).is_some_and(|&s| s == -1);
+        if dynamic && d == 0 && (v == 1 || v == -1) {
+            shape.push(1);
+            continue;
+        }
+        if dynamic || v < 0 {
+            return Err(terr(Error::unsupported(format!("dimension {d} is dynamic (shape {shape_v:?})"))
+                .with_hint("only a dynamic batch dimension (resolved to 1) is supported; export the model with static shapes")));
+        }
+        shape.push(v as usize);
+    }
+    let mut elems: usize = 1;
+    for &d in &shape {
+        elems = elems.checked_mul(d).filter(|&e| e <= limits::MAX_ELEMENTS).ok_or_else(|| {
+            terr(Error::limit(format!("shape {shape_v:?} has more than {} elements", limits::MAX_ELEMENTS)))
+        })?;
+    }
+    let quant = match t.quantization().map_err(mal)? {
+        Some(q) => {
+            let scale: Vec<f32> = q.scale().map_err(mal)?.map(|v| v.iter().collect()).unwrap_or_default();
+            let zp: Vec<i64> = q.zero_point().map_err(mal)?.map(|v| v.iter().collect()).unwrap_or_default();
+            if scale.is_empty() {
+                None
+            } else {
+                if scale.len() > elems.max(1) {
+                    return Err(terr(Error::invalid(format!("{} quantization scales for {} elements", scale.len(), elems))));
+                }
+                if let Some(s) = scale.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+                    // TFLite writes scale 0 for some unused tensors; only reject where used.
+                    if *s != 0.0 {
+                        return Err(terr(Error::invalid(format!("quantization scale {s} is not a positive finite number"))));
+                    }
+                }
+                if !zp.is_empty() && zp.len() != scale.len() {
+                    return Err(terr(Error::invalid(format!("{} zero points for {} scales", zp.len(), scale.len()))));
+                }
+                let axis = q.quantized_dimension().map_err(mal)?;
+                let axis = if scale.len() > 1 {
+                    // TFLM accepts 1-D tensors (person_detect's biases) whose stored
+                    // quantized_dimension is out of range: the only axis is 0.
+                    let axis = if shape.len() == 1 && shape[0] == scale.len() { 0 } else { axis };
+                    if axis < 0 || axis as usize >= shape.len() || shape[axis as usize] != scale.len() {
+                        return Err(terr(Error::invalid(format!(
+                            "per-channel quantization along dimension {axis} with {} scales does not match shape {shape:?}",
+                            scale.len()
+                        ))));
+                    }
+                    axis as usize
+                } else {
+                    // person_detect has 1-D biases with quantized_dimension 3; TFLM ignores it.
+                    0
+                };
+                let zero_point = if zp.is_empty() { vec![0; scale.len()] } else { zp };
+                Some(Quant { scale, zero_point, axis })
+            }
+        }
+        None => None,
+    };
+    let bidx = t.buffer().map_err(mal)? as usize;
+    let mut data = None;
+    if bidx != 0 {
+        let bufs = buffers.as_ref().ok_or_else(|| terr(Error::malformed("tensor refers to a buffer but the model has none")))?;
+        if bidx >= bufs.len() {
+            return Err(terr(Error::malformed(format!("buffer index {bidx} out of range (model has {} buffers)", bufs.len()))));
+        }
+        let b = bufs.get(bidx).ok_or_else(|| Error::malformed("buffer index out of range"))?.map_err(mal)?;
+        let mut bytes_opt: Option<&[u8]> = b.data().map_err(mal)?.filter(|d| !d.is_empty());
+        if bytes_opt.is_none() {
+            let off = b.offset().map_err(mal)?;
+            let size = b.size().map_err(mal)?;
+            if off > 1 {
+                let start = usize::try_from(off).ok();
+                let end = start.and_then(|s| s.checked_add(usize::try_from(size).ok()?));
+                match (start, end) {
+                    (Some(s), Some(e)) if e <= bytes.len() => bytes_opt = Some(&bytes[s..e]),
+                    _ => return Err(terr(Error::malformed(format!("buffer {bidx} [offset {off}, size {size}] lies outside the file")))),
+                }
+            }
+        }
+        if let Some(d) = bytes_opt {
+            let need = if dt == DType::I4 { elems.div_ceil(2) } else { elems.checked_mul(dt.size()).unwrap_or(usize::MAX) };
+            if d.len() != need && !matches!(dt, DType::Other(_)) {
+                return Err(terr(Error::invalid(format!(
+                    "constant data has {} bytes; shape {shape:?} of {dt} needs {need}",
+                    d.len()
+                ))));
+            }
+            data = Some(d.to_vec());
+        }
+    }
+    Ok(Tensor { index: i, name: tname, dtype: dt, shape, quant, data, is_variable: t.is_variable().map_err(mal)? })
 }
