@@ -228,6 +228,8 @@ pub enum Op {
     ArgMax,
     ArgMin,
     Prelu,
+    /// DENSIFY of a constant (folded at compile time; sparse constants are densified by the reader).
+    Densify,
     /// VAR_HANDLE (resolved away by the frontend into [`Variable`]s).
     VarHandle { name: String },
     /// CALL_ONCE (resolved away by the frontend: the init subgraph becomes initial values).
@@ -279,6 +281,7 @@ impl Op {
             Op::ArgMax => "ARG_MAX",
             Op::ArgMin => "ARG_MIN",
             Op::Prelu => "PRELU",
+            Op::Densify => "DENSIFY",
             Op::VarHandle { .. } => "VAR_HANDLE",
             Op::CallOnce { .. } => "CALL_ONCE",
             Op::ReadVariable { .. } => "READ_VARIABLE",

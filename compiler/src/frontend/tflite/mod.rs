@@ -698,6 +698,10 @@ fn decode(code: i32, name: &str, op: &OperatorRef, g: &Graph, inputs: &[Option<u
             need(inputs, outputs, 2, 2, 1)?;
             Op::Prelu
         }
+        B::Densify => {
+            need(inputs, outputs, 1, 1, 1)?;
+            Op::Densify
+        }
         B::VarHandle => {
             need(inputs, outputs, 0, 0, 1)?;
             let (c, n) = match opts {
@@ -847,6 +851,11 @@ fn read_tensor(t: schema::TensorRef, i: usize, buffers: &Option<planus::Vector<'
                 }
             }
         }
+        let densified;
+        if let (Some(d), Some(sp)) = (bytes_opt, t.sparsity().map_err(mal)?) {
+            densified = densify(d, &shape, dt, &sp).map_err(terr)?;
+            bytes_opt = Some(&densified[..]);
+        }
         if let Some(d) = bytes_opt {
             let need = if dt == DType::I4 { elems.div_ceil(2) } else { elems.checked_mul(dt.size()).unwrap_or(usize::MAX) };
             if d.len() != need && !matches!(dt, DType::Other(_)) {
@@ -859,4 +868,123 @@ fn read_tensor(t: schema::TensorRef, i: usize, buffers: &Option<planus::Vector<'
         }
     }
     Ok(Tensor { index: i, name: tname, dtype: dt, shape, quant, data, is_variable: t.is_variable().map_err(mal)? })
+}
+
+fn index_vector(v: Option<schema::SparseIndexVectorRef>) -> Result<Vec<usize>> {
+    use schema::SparseIndexVectorRef as S;
+    Ok(match v {
+        None => Vec::new(),
+        Some(S::Int32Vector(x)) => x
+            .values()
+            .map_err(mal)?
+            .map(|v| v.iter().map(|i| usize::try_from(i).map_err(|_| Error::malformed("negative sparse index"))).collect::<Result<Vec<_>>>())
+            .transpose()?
+            .unwrap_or_default(),
+        Some(S::Uint16Vector(x)) => x.values().map_err(mal)?.map(|v| v.iter().map(|i| i as usize).collect()).unwrap_or_default(),
+        Some(S::Uint8Vector(x)) => x.values().map_err(mal)?.map(|v| v.iter().map(|&i| i as usize).collect()).unwrap_or_default(),
+    })
+}
+
+/// Expands a sparse constant (TFLite sparsity: traversal order, block map, per-level dense
+/// or CSR metadata) into its dense bytes, as TFLite's sparsity format converter does, with
+/// every index checked.
+fn densify(values: &[u8], shape: &[usize], dt: DType, sp: &schema::SparsityParametersRef) -> Result<Vec<u8>> {
+    let esz = dt.size();
+    let traversal: Vec<usize> = sp
+        .traversal_order()
+        .map_err(mal)?
+        .map(|v| v.iter().map(|i| usize::try_from(i).unwrap_or(usize::MAX)).collect())
+        .unwrap_or_else(|| (0..shape.len()).collect());
+    let block_map: Vec<usize> = sp.block_map().map_err(mal)?.map(|v| v.iter().map(|i| usize::try_from(i).unwrap_or(usize::MAX)).collect()).unwrap_or_default();
+    let mut levels = Vec::new();
+    if let Some(dm) = sp.dim_metadata().map_err(mal)? {
+        for d in dm.iter() {
+            let d = d.map_err(mal)?;
+            let format = d.format().map_err(mal)?;
+            let dense = usize::try_from(d.dense_size().map_err(mal)?).map_err(|_| Error::malformed("negative dense_size"))?;
+            levels.push((format, dense, index_vector(d.array_segments().map_err(mal)?)?, index_vector(d.array_indices().map_err(mal)?)?));
+        }
+    }
+    let rank = shape.len();
+    let total = traversal.len();
+    if levels.len() != total || total < rank || total > limits::MAX_RANK * 2 || traversal.iter().any(|&t| t >= total) {
+        return Err(Error::malformed("inconsistent sparsity parameters (traversal order / dimension metadata)"));
+    }
+    if block_map.len() != total - rank || block_map.iter().any(|&b| b >= rank) {
+        return Err(Error::malformed("inconsistent sparsity block map"));
+    }
+    let mut block_size = vec![1usize; block_map.len()];
+    for (bd, &d) in block_map.iter().enumerate() {
+        let od = traversal[rank + bd];
+        let bs = levels.get(od).map(|l| l.1).unwrap_or(0);
+        if bs == 0 || shape[d] % bs != 0 {
+            return Err(Error::malformed("sparsity block size does not divide the dimension"));
+        }
+        block_size[bd] = bs;
+    }
+    let dense_elems: usize = shape.iter().product();
+    let mut out = vec![0u8; dense_elems.checked_mul(esz).ok_or_else(|| Error::limit("dense size overflows"))?];
+    let n_values = values.len() / esz;
+    let mut src = 0usize;
+    let mut idx = vec![0usize; total];
+    // Iterative depth-first walk over the levels: (level, prev_idx, position).
+    fn walk(
+        level: usize,
+        prev: usize,
+        idx: &mut Vec<usize>,
+        levels: &[(i8, usize, Vec<usize>, Vec<usize>)],
+        emit: &mut dyn FnMut(&[usize]) -> Result<()>,
+        budget: &mut usize,
+    ) -> Result<()> {
+        if level == levels.len() {
+            return emit(idx);
+        }
+        let (format, dense, seg, ind) = &levels[level];
+        if *format == 0 {
+            for i in 0..*dense {
+                *budget = budget.checked_sub(1).ok_or_else(|| Error::limit("sparse tensor expands to too many elements"))?;
+                idx[level] = i;
+                let p = prev.checked_mul(*dense).and_then(|p| p.checked_add(i)).ok_or_else(|| Error::malformed("sparse index overflow"))?;
+                walk(level + 1, p, idx, levels, emit, budget)?;
+            }
+        } else if prev + 1 < seg.len() {
+            let (a, b) = (seg[prev], seg[prev + 1]);
+            if a > b || b > ind.len() {
+                return Err(Error::malformed("sparse segment out of range"));
+            }
+            for i in a..b {
+                *budget = budget.checked_sub(1).ok_or_else(|| Error::limit("sparse tensor expands to too many elements"))?;
+                idx[level] = ind[i];
+                walk(level + 1, i, idx, levels, emit, budget)?;
+            }
+        }
+        Ok(())
+    }
+    let mut budget = dense_elems.saturating_mul(4).max(1 << 16);
+    let mut emit = |ix: &[usize]| -> Result<()> {
+        let mut orig = vec![0usize; rank];
+        for i in 0..rank {
+            orig[traversal[i]] = ix[i];
+        }
+        for i in rank..total {
+            let b = traversal[i] - rank;
+            let d = block_map[b];
+            orig[d] = orig[d] * block_size[b] + ix[i];
+        }
+        let mut flat = 0usize;
+        for d in 0..rank {
+            if orig[d] >= shape[d] {
+                return Err(Error::malformed("sparse index outside the dense shape"));
+            }
+            flat = flat * shape[d] + orig[d];
+        }
+        if src >= n_values {
+            return Err(Error::malformed("sparse tensor has fewer values than its indices need"));
+        }
+        out[flat * esz..(flat + 1) * esz].copy_from_slice(&values[src * esz..(src + 1) * esz]);
+        src += 1;
+        Ok(())
+    };
+    walk(0, 0, &mut idx, &levels, &mut emit, &mut budget)?;
+    Ok(out)
 }
