@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 target="${1:-compile}"
 secs="${2:-60}"
 mkdir -p "corpus/$target"
-cp -n ../tests/models/*.tflite ../examples/models/*.tflite ../tests/malformed/*.tflite "corpus/$target/" 2>/dev/null || true
+cp -n ../tests/models/*.tflite ../tests/models/third_party/*/*.tflite ../examples/models/*.tflite ../tests/malformed/*.tflite "corpus/$target/" 2>/dev/null || true
 export RUSTC_BOOTSTRAP=1
 exec cargo fuzz run "$target" "corpus/$target" -- \
   -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=1024 -max_len=262144 -print_final_stats=1
