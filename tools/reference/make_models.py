@@ -59,7 +59,7 @@ def seed_of(text):
 class Spec:
     def __init__(self, name, group, inputs, build, ops, variants=("f32", "int8"), note="",
                  ops_f32=None, ops_int8=None, refuse_ok=(), int8_io="int8", dynamic_dims=0,
-                 bias32=False):
+                 bias32=False, per_tensor=False, postprocess=None):
         self.name = name
         self.group = group
         # inputs: list of (shape, mean, std) -- the representative (calibration) distribution
@@ -79,6 +79,10 @@ class Spec:
         # 16x8 only: int32 instead of int64 bias (converter option
         # _experimental_full_integer_quantization_bias_type)
         self.bias32 = bias32
+        # per-tensor weight quantization (converter option _experimental_disable_per_channel)
+        self.per_tensor = per_tensor
+        # postprocess(buf) -> buf: an edit of the converted model (see set_fc_option)
+        self.postprocess = postprocess
 
 
 SPECS = []
@@ -132,6 +136,21 @@ def dwconv(x, wb, stride=1, padding="SAME", dilation=1):
     y = tf.raw_ops.DepthwiseConv2dNative(input=x, filter=wb[0], strides=[1, stride, stride, 1],
                                          padding=padding, dilations=[1, dilation, dilation, 1])
     return tf.nn.bias_add(y, wb[1])
+
+
+def set_fc_option(name, value):
+    """A postprocess that sets FullyConnectedOptions.<name> on every FULLY_CONNECTED."""
+    def edit(buf):
+        import flatbuffers
+        from tensorflow.lite.python import schema_py_generated as schema
+        m = tflite_info.load(buf)
+        for op in m.subgraphs[0].operators:
+            if tflite_info.op_name(m, op) == "FULLY_CONNECTED" and op.builtinOptions is not None:
+                setattr(op.builtinOptions, name, value)
+        b = flatbuffers.Builder(1024)
+        b.Finish(m.Pack(b), file_identifier=b"TFL3")
+        return bytes(b.Output())
+    return edit
 
 
 # ----------------------------------------------------------------------------
@@ -601,6 +620,221 @@ def _fc_big(rng):
     return f
 
 
+@model("fc_big_sym", "C", [([2, 36], 0.5, 2)], ["FULLY_CONNECTED"], variants=("hybrid",),
+       per_tensor=True, postprocess=set_fc_option("asymmetricQuantizeInputs", False),
+       note="hybrid FULLY_CONNECTED as older converters wrote it: per-tensor int8 weights and "
+            "symmetric run-time input quantization (asymmetric_quantize_inputs cleared in the "
+            "converted file): 2 batches x 36 -> Dense(40, relu6) (1440 weights: quantized) -> "
+            "Dense(5)")
+def _fc_big_sym(rng):
+    l1, l2 = dense_w(rng, 36, 40, 1.5), dense_w(rng, 40, 5)
+
+    def f(x):
+        return fc(tf.nn.relu6(fc(x, l1)), l2)
+    return f
+
+
+# ----------------------------------------------------------------------------
+# Group Z: the zoo -- small Keras architectures as users bring them (float32 and int8)
+# ----------------------------------------------------------------------------
+def keras_model(rng, build):
+    """A seeded Keras model from `build(keras, layers)` (returns (inputs, outputs)), with
+    non-trivial BatchNormalization statistics, wrapped for conversion (weights frozen)."""
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(int(rng.integers(0, 2**31 - 1)))
+    inputs, outputs = build(keras, layers)
+    m = keras.Model(inputs, outputs)
+    for layer in m.layers:
+        if isinstance(layer, layers.BatchNormalization):
+            n = layer.gamma.shape[0]
+            layer.gamma.assign(rng.uniform(0.5, 1.5, n).astype(np.float32))
+            layer.beta.assign(rng.normal(0, 0.2, n).astype(np.float32))
+            layer.moving_mean.assign(rng.normal(0, 0.2, n).astype(np.float32))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n).astype(np.float32))
+        # non-zero biases (a zero bias is dropped by the converter)
+        b = getattr(layer, "bias", None)
+        if b is not None and hasattr(b, "assign"):
+            b.assign(rng.normal(0, 0.1, tuple(b.shape)).astype(np.float32))
+        for cell_bias in ([layer.cell.bias] if hasattr(layer, "cell") and getattr(layer.cell, "bias", None) is not None else []):
+            cell_bias.assign(rng.normal(0, 0.1, tuple(cell_bias.shape)).astype(np.float32))
+
+    def f(*xs):
+        return m(xs[0] if len(xs) == 1 else list(xs), training=False)
+    f.trackable = m
+    return f
+
+
+def zoo(name, inputs, ops, note, **kw):
+    """A zoo model: `fn(keras, layers)` returns (inputs, outputs) of a Keras model."""
+    def deco(fn):
+        SPECS.append(Spec(name, "Z", inputs, lambda rng: keras_model(rng, fn), ops, note=note, **kw))
+        return fn
+    return deco
+
+
+@zoo("zoo_mbv2_block", [([1, 9, 8, 6], 0, 1)],
+     ["CONV_2D", "DEPTHWISE_CONV_2D", "ADD", "MEAN", "FULLY_CONNECTED"],
+     note="MobileNetV2-style: inverted residual block (1x1 expand x3 + BN + RELU6, 3x3 depthwise "
+          "+ BN + RELU6, 1x1 project + BN, residual ADD), a strided block without residual, "
+          "global average pool, Dense(4)")
+def _zoo_mbv2(keras, layers):
+    inp = keras.Input((9, 8, 6), batch_size=1)
+
+    def block(x, cin, cout, stride):
+        h = layers.Conv2D(cin * 3, 1, use_bias=False)(x)
+        h = layers.ReLU(6.0)(layers.BatchNormalization()(h))
+        h = layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False)(h)
+        h = layers.ReLU(6.0)(layers.BatchNormalization()(h))
+        h = layers.Conv2D(cout, 1, use_bias=False)(h)
+        h = layers.BatchNormalization()(h)
+        return layers.Add()([x, h]) if stride == 1 and cin == cout else h
+
+    x = block(inp, 6, 6, 1)
+    x = block(x, 6, 10, 2)
+    x = layers.GlobalAveragePooling2D()(x)
+    return inp, layers.Dense(4)(x)
+
+
+@zoo("zoo_conv1d", [([1, 40, 5], 0, 1)], ["CONV_2D", "FULLY_CONNECTED"],
+     note="Conv1D stack (with static shapes the converter emits RESHAPE / CONV_2D / RESHAPE "
+          "around each Conv1D): Conv1D(8, 5, same, relu) -> Conv1D(6, 3, stride 2, valid, relu) -> MaxPool1D(2) -> "
+          "Flatten -> Dense(3)")
+def _zoo_conv1d(keras, layers):
+    inp = keras.Input((40, 5), batch_size=1)
+    x = layers.Conv1D(8, 5, padding="same", activation="relu")(inp)
+    x = layers.Conv1D(6, 3, strides=2, activation="relu")(x)
+    x = layers.MaxPooling1D(2)(x)
+    x = layers.Flatten()(x)
+    return inp, layers.Dense(3)(x)
+
+
+@zoo("zoo_dscnn", [([1, 25, 10, 1], 0, 1)],
+     ["CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D", "FULLY_CONNECTED", "SOFTMAX"],
+     note="DS-CNN (keyword spotting style): Conv2D(12, 5x3, stride 2) + BN + ReLU, two "
+          "depthwise-separable blocks (DW 3x3 + BN + ReLU, 1x1 conv + BN + ReLU), average pool "
+          "4x5 (VALID, 13x5 -> 3x1), Flatten, Dense(5), softmax; BatchNorm folded by the "
+          "converter")
+def _zoo_dscnn(keras, layers):
+    inp = keras.Input((25, 10, 1), batch_size=1)
+    x = layers.Conv2D(12, (5, 3), strides=2, padding="same", use_bias=False)(inp)
+    x = layers.ReLU()(layers.BatchNormalization()(x))
+    for _ in range(2):
+        x = layers.DepthwiseConv2D(3, padding="same", use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization()(x))
+        x = layers.Conv2D(12, 1, use_bias=False)(x)
+        x = layers.ReLU()(layers.BatchNormalization()(x))
+    x = layers.AveragePooling2D((4, 5))(x)
+    x = layers.Flatten()(x)
+    init = keras.initializers.RandomNormal(stddev=1.5)
+    return inp, layers.Dense(5, activation="softmax", kernel_initializer=init)(x)
+
+
+@zoo("zoo_inception", [([1, 10, 10, 5], 0, 1)],
+     ["CONV_2D", "MAX_POOL_2D", "CONCATENATION", "MEAN", "FULLY_CONNECTED"],
+     note="inception block: branches 1x1 conv(4), 1x1 conv(3) -> 3x3 conv(6), 3x3 max pool "
+          "(stride 1, same) -> 1x1 conv(3), concatenated along channels (13), global average "
+          "pool, Dense(3)")
+def _zoo_inception(keras, layers):
+    inp = keras.Input((10, 10, 5), batch_size=1)
+    a = layers.Conv2D(4, 1, activation="relu")(inp)
+    b = layers.Conv2D(3, 1, activation="relu")(inp)
+    b = layers.Conv2D(6, 3, padding="same", activation="relu")(b)
+    c = layers.MaxPooling2D(3, strides=1, padding="same")(inp)
+    c = layers.Conv2D(3, 1, activation="relu")(c)
+    x = layers.Concatenate()([a, b, c])
+    x = layers.GlobalAveragePooling2D()(x)
+    return inp, layers.Dense(3)(x)
+
+
+@zoo("zoo_mlp", [([1, 6, 7, 2], 0, 1)], ["FULLY_CONNECTED", "SOFTMAX"],
+     note="classifier: Flatten -> Dense(32, relu) -> Dropout(0.3) -> Dense(16, relu) -> "
+          "Dropout(0.2) -> Dense(4, softmax) (dropout is the identity at inference)")
+def _zoo_mlp(keras, layers):
+    inp = keras.Input((6, 7, 2), batch_size=1)
+    x = layers.Flatten()(inp)
+    x = layers.Dropout(0.3)(layers.Dense(32, activation="relu")(x))
+    x = layers.Dropout(0.2)(layers.Dense(16, activation="relu")(x))
+    return inp, layers.Dense(4, activation="softmax")(x)
+
+
+@zoo("zoo_autoencoder", [([1, 12, 12, 2], 0, 1)],
+     ["CONV_2D", "RESIZE_NEAREST_NEIGHBOR", "TRANSPOSE_CONV"],
+     note="convolutional autoencoder: Conv2D(6, 3, stride 2, relu) -> Conv2D(8, 3, stride 2, "
+          "relu) -> Resizing(6, 6, nearest) (RESIZE_NEAREST_NEIGHBOR) -> Conv2DTranspose(5, 3, "
+          "stride 2, same, relu) (TRANSPOSE_CONV) -> Conv2D(2, 3, same)")
+def _zoo_autoencoder(keras, layers):
+    inp = keras.Input((12, 12, 2), batch_size=1)
+    x = layers.Conv2D(6, 3, strides=2, padding="same", activation="relu")(inp)
+    x = layers.Conv2D(8, 3, strides=2, padding="same", activation="relu")(x)
+    x = layers.Resizing(6, 6, interpolation="nearest")(x)
+    x = layers.Conv2DTranspose(5, 3, strides=2, padding="same", activation="relu")(x)
+    return inp, layers.Conv2D(2, 3, padding="same")(x)
+
+
+@zoo("zoo_upsampling", [([1, 3, 3, 2], 0, 1)], ["TILE", "TRANSPOSE_CONV"], variants=("f32",),
+     note="Keras 3 UpSampling2D(2) (lowered to RESHAPE / TILE, which TFLM has no kernel for: "
+          "float32 only, reference LiteRT BUILTIN_REF, whose int8 TILE is missing) -> "
+          "Conv2DTranspose(3, (3, 2), stride 2, valid)")
+def _zoo_upsampling(keras, layers):
+    inp = keras.Input((3, 3, 2), batch_size=1)
+    x = layers.UpSampling2D(2)(inp)
+    return inp, layers.Conv2DTranspose(3, (3, 2), strides=2, padding="valid")(x)
+
+
+@zoo("zoo_gmp", [([1, 9, 11, 3], 0, 1)], ["CONV_2D", "REDUCE_MAX", "FULLY_CONNECTED"],
+     note="Conv2D(7, 3, relu) -> GlobalMaxPooling2D (REDUCE_MAX over axes 1, 2) -> Dense(3)")
+def _zoo_gmp(keras, layers):
+    inp = keras.Input((9, 11, 3), batch_size=1)
+    x = layers.Conv2D(7, 3, activation="relu")(inp)
+    x = layers.GlobalMaxPooling2D()(x)
+    return inp, layers.Dense(3)(x)
+
+
+@zoo("zoo_gru", [([1, 5, 3], 0, 1)],
+     ["UNPACK", "FULLY_CONNECTED", "SPLIT", "ADD", "SUB", "MUL", "LOGISTIC", "TANH"],
+     note="GRU(6) over 5 steps, unrolled (unroll=True: builtin UNPACK, FULLY_CONNECTED, SPLIT, "
+          "STRIDED_SLICE, ADD, SUB, MUL, LOGISTIC, TANH), -> Dense(2)")
+def _zoo_gru(keras, layers):
+    inp = keras.Input((5, 3), batch_size=1)
+    x = layers.GRU(6, unroll=True)(inp)
+    return inp, layers.Dense(2)(x)
+
+
+@zoo("zoo_lstm", [([1, 4, 3], 0, 1)],
+     ["UNPACK", "FULLY_CONNECTED", "SPLIT", "ADD", "MUL", "LOGISTIC", "TANH"],
+     note="LSTM(5) over 4 steps, unrolled (unroll=True: builtin UNPACK, FULLY_CONNECTED, SPLIT, "
+          "ADD, MUL, LOGISTIC, TANH), -> Dense(2)")
+def _zoo_lstm(keras, layers):
+    inp = keras.Input((4, 3), batch_size=1)
+    x = layers.LSTM(5, unroll=True)(inp)
+    return inp, layers.Dense(2)(x)
+
+
+@zoo("zoo_mbv3_block", [([1, 7, 6, 8], 0, 1.5)],
+     ["CONV_2D", "DEPTHWISE_CONV_2D", "HARD_SWISH", "MEAN", "MUL", "ADD"],
+     note="MobileNetV3-style block: 1x1 expand (16) + BN + hard-swish, 3x3 depthwise + BN + "
+          "hard-swish, squeeze-excite (global average pool, Dense(4, relu), Dense(16) with "
+          "hard-sigmoid, MUL), 1x1 project (8) + BN, residual ADD")
+def _zoo_mbv3(keras, layers):
+    inp = keras.Input((7, 6, 8), batch_size=1)
+
+    def hswish(t):
+        return layers.Activation("hard_swish")(t)
+
+    h = hswish(layers.BatchNormalization()(layers.Conv2D(16, 1, use_bias=False)(inp)))
+    h = hswish(layers.BatchNormalization()(layers.DepthwiseConv2D(3, padding="same", use_bias=False)(h)))
+    se = layers.GlobalAveragePooling2D(keepdims=True)(h)
+    se = layers.Dense(4, activation="relu")(se)
+    se = layers.Dense(16)(se)
+    se = layers.ReLU(6.0)(layers.Rescaling(1.0, offset=3.0)(se))
+    se = layers.Rescaling(1.0 / 6.0)(se)
+    h = layers.Multiply()([h, se])
+    h = layers.BatchNormalization()(layers.Conv2D(8, 1, use_bias=False)(h))
+    return inp, layers.Add()([inp, h])
+
+
 # ----------------------------------------------------------------------------
 # Conversion
 # ----------------------------------------------------------------------------
@@ -633,6 +867,8 @@ def rep_samples(spec):
 def convert(spec, variant):
     cf, trackable = concrete(spec)
     conv = tf.lite.TFLiteConverter.from_concrete_functions([cf], trackable)
+    if spec.per_tensor:
+        conv._experimental_disable_per_channel = True
     if variant == "hybrid":
         # dynamic-range quantization: weights of large enough tensors become int8,
         # activations stay float32 (the kernels quantize them at run time)
@@ -664,7 +900,11 @@ def convert(spec, variant):
         if spec.int8_io == "int8":
             conv.inference_input_type = tf.int8
             conv.inference_output_type = tf.int8
-    return conv.convert()
+    buf = conv.convert()
+    if spec.postprocess is not None:
+        buf = spec.postprocess(buf)
+    return buf
+
 
 
 def check(spec, variant, buf):

@@ -192,7 +192,9 @@ pub struct Window {
 /// TFLite order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Op {
-    FullyConnected { act: Act, keep_num_dims: bool },
+    /// `asymmetric_inputs`: hybrid kernels (float input, int8 weights) quantize the input
+    /// asymmetrically at run time (TFLite `asymmetric_quantize_inputs`).
+    FullyConnected { act: Act, keep_num_dims: bool, asymmetric_inputs: bool },
     Conv2d { win: Window, act: Act },
     DepthwiseConv2d { win: Window, depth_multiplier: usize, act: Act },
     AveragePool2d { win: Window, filter_h: usize, filter_w: usize, act: Act },
@@ -240,6 +242,11 @@ pub enum Op {
     /// ASSIGN_VARIABLE: copies input 0 into variable `var`. Output 0 is a zero-byte ordering
     /// token; extra inputs are ordering tokens.
     AssignVariable { var: usize },
+    /// TRANSPOSE_CONV: operands (output_shape, filter [out_c, h, w, in_c], input, bias?);
+    /// the window's dilation is 1.
+    TransposeConv { win: Window, act: Act },
+    ReduceMax { keep_dims: bool },
+    Tile,
 }
 
 impl Op {
@@ -286,6 +293,9 @@ impl Op {
             Op::CallOnce { .. } => "CALL_ONCE",
             Op::ReadVariable { .. } => "READ_VARIABLE",
             Op::AssignVariable { .. } => "ASSIGN_VARIABLE",
+            Op::TransposeConv { .. } => "TRANSPOSE_CONV",
+            Op::ReduceMax { .. } => "REDUCE_MAX",
+            Op::Tile => "TILE",
         }
     }
     /// The fused activation, if the operator has one.

@@ -1,5 +1,7 @@
 //! FULLY_CONNECTED: int8 (TFLM reference arithmetic, per-tensor or per-channel
-//! multipliers), float32, and hybrid (int8 weights dequantized at compile time).
+//! multipliers), float32, and hybrid (int8 weights, float32 activations) computed as
+//! LiteRT's `EvalHybrid` does: the input quantized per batch at run time, an int32 dot
+//! product with the int8 weights, scaled back to float.
 
 use super::super::{lit, Kernel, KernelCtx};
 use super::{const_f32, const_i32, quantize_multiplier};
@@ -8,7 +10,7 @@ use crate::ir::{Act, DType, Op};
 use quote::quote;
 
 pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
-    let Op::FullyConnected { act, .. } = ctx.node.op else { unreachable!() };
+    let Op::FullyConnected { act, asymmetric_inputs, .. } = ctx.node.op else { unreachable!() };
     let x = ctx.tensor(0)?;
     let w = ctx.tensor(1)?;
     let y = ctx.out(0)?;
@@ -122,20 +124,9 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             );
             Ok(Kernel { statics, body, doc, macs, const_bytes: out_n * depth + 4 * out_n })
         }
-        (DType::F32, DType::F32 | DType::I8, DType::F32) => {
-            let wf: Vec<f32> = if w.dtype == DType::F32 {
-                const_f32(w).unwrap_or_default()
-            } else {
-                // Hybrid model: dequantize the weights once, at compile time.
-                let wq = w.q().ok_or_else(|| ctx.err("int8 weights have no quantization"))?;
-                (0..out_n * depth)
-                    .map(|i| {
-                        let c = if wq.per_channel() { i / depth } else { 0 };
-                        let z = wq.zero_point.get(c).copied().unwrap_or(0) as i32;
-                        wq.scale[c.min(wq.scale.len() - 1)] * ((wdata[i] as i8 as i32) - z) as f32
-                    })
-                    .collect()
-            };
+        (DType::F32, DType::I8, DType::F32) => emit_hybrid(ctx, wdata, bias, batches, depth, out_n, act, asymmetric_inputs),
+        (DType::F32, DType::F32, DType::F32) => {
+            let wf: Vec<f32> = const_f32(w).unwrap_or_default();
             let bias_v: Vec<f32> = match bias {
                 Some(b) if b.dtype == DType::F32 => const_f32(b).unwrap_or_default(),
                 Some(b) => return Err(ctx.unsupported(format!("float FULLY_CONNECTED with {} bias", b.dtype))),
@@ -176,12 +167,202 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                     }
                 }
             };
-            let doc = format!("[{batches} x {depth}] -> [{batches} x {out_n}], float32{}, activation {}, {macs} MACs",
-                if w.dtype == DType::I8 { " (int8 weights dequantized at compile time)" } else { "" }, act.name());
+            let doc = format!("[{batches} x {depth}] -> [{batches} x {out_n}], float32, activation {}, {macs} MACs", act.name());
             Ok(Kernel { statics, body, doc, macs, const_bytes: wb.len() + 4 * out_n })
         }
         (a, b, c) => Err(ctx.unsupported(format!(
             "FULLY_CONNECTED with input {a}, weights {b}, output {c}; supported: int8/int8/int8, float32/float32/float32, float32/int8/float32 (hybrid)"
         ))),
     }
+}
+
+/// Hybrid FULLY_CONNECTED (float32 input and output, int8 weights) as LiteRT's `EvalHybrid`
+/// computes it. Per batch: the input is quantized to int8 (`SymmetricQuantizeFloats`, or
+/// `AsymmetricQuantizeFloats` when the operator asks for asymmetric inputs), the int32 dot
+/// product with each weight row is taken (minus `row_sum * zero_point` when asymmetric),
+/// and `output = bias + dot * (input_scale * weight_scale)`, then the fused activation.
+/// An all-zero input gives the bias, as LiteRT's shortcut does.
+#[allow(clippy::too_many_arguments)]
+fn emit_hybrid(ctx: &KernelCtx, wdata: &[u8], bias: Option<&crate::ir::Tensor>, batches: usize, depth: usize, out_n: usize, act: Act, asymmetric: bool) -> Result<Kernel> {
+    let w = ctx.tensor(1)?;
+    let wq = w.q().ok_or_else(|| ctx.err("int8 weights have no quantization"))?;
+    if wq.scale.is_empty() {
+        return Err(ctx.err("int8 weights have no quantization scale"));
+    }
+    if wq.zero_point.iter().any(|&z| z != 0) {
+        return Err(ctx.unsupported("hybrid FULLY_CONNECTED with int8 weights with a non-zero zero point"));
+    }
+    if wq.per_channel() && (wq.scale.len() != out_n || wq.axis != 0) {
+        return Err(ctx.err(format!("per-channel weights have {} scales along dimension {}; expected {out_n} along dimension 0", wq.scale.len(), wq.axis)));
+    }
+    let per_channel = wq.per_channel();
+    if per_channel && !asymmetric {
+        // LiteRT's symmetric path ignores per-channel scales (the result would be unscaled).
+        return Err(ctx.unsupported("hybrid FULLY_CONNECTED with per-channel weights and symmetric input quantization (asymmetric_quantize_inputs = false)"));
+    }
+    let bias_v: Vec<f32> = match bias {
+        Some(b) if b.dtype == DType::F32 => const_f32(b).unwrap_or_default(),
+        Some(b) => return Err(ctx.unsupported(format!("hybrid FULLY_CONNECTED with {} bias (expected float32)", b.dtype))),
+        None => vec![0.0; out_n],
+    };
+    if bias_v.len() != out_n {
+        return Err(ctx.err(format!("bias has {} values for {out_n} outputs", bias_v.len())));
+    }
+    if depth > 65536 {
+        return Err(ctx.unsupported(format!("hybrid FULLY_CONNECTED with depth {depth} (its int32 dot products could overflow)")));
+    }
+    let (d_l, o_l, b_l) = (lit::usize(depth), lit::usize(out_n), lit::usize(batches));
+    let (w_id, b_id, s_id, r_id) = (ctx.ident("W"), ctx.ident("B"), ctx.ident("S"), ctx.ident("ROWSUM"));
+    let wn = lit::usize(out_n * depth);
+    let wbytes = lit::bytes(&wdata[..out_n * depth]);
+    let bias_items = bias_v.iter().map(|&v| lit::f32(v));
+    let mut statics = quote! {
+        /// Weights, [outputs][depth], int8.
+        static #w_id: [u8; #wn] = #wbytes;
+        const #b_id: [f32; #o_l] = [#(#bias_items),*];
+    };
+    let mut const_bytes = out_n * depth + 4 * out_n;
+    let (lo, hi) = act.range_f32();
+    let clamp = if act == Act::None {
+        quote!(v)
+    } else {
+        let (lo, hi) = (lit::f32(lo), lit::f32(hi));
+        quote!(v.max(#lo).min(#hi))
+    };
+    // Per batch: the quantization parameters (inverse scale, scale, zero point) and how a
+    // value quantizes.
+    let (helper, qparams, qexpr) = if asymmetric {
+        (
+            quote! {
+                /// `AsymmetricQuantizeFloats` parameters for values in `[lo, hi]`:
+                /// (1 / scale, scale, zero point).
+                #[inline(always)]
+                fn asym(lo: f32, hi: f32) -> (f32, f32, i32) {
+                    let rmin = (if lo < 0.0 { lo } else { 0.0 }) as f64;
+                    let rmax = (if hi > 0.0 { hi } else { 0.0 }) as f64;
+                    if rmin == rmax {
+                        return (0.0, 1.0, 0);
+                    }
+                    let scale = (rmax - rmin) / 255.0;
+                    let zmin = -128.0 - rmin / scale;
+                    let zmax = 127.0 - rmax / scale;
+                    let (a, b) = (rmin / scale, rmax / scale);
+                    let emin = 128.0 + if a < 0.0 { -a } else { a };
+                    let emax = 127.0 + if b < 0.0 { -b } else { b };
+                    let z = if emin < emax { zmin } else { zmax };
+                    let zp = if z <= -128.0 {
+                        -128
+                    } else if z >= 127.0 {
+                        127
+                    } else {
+                        // C `round` (half away from zero).
+                        let t = z as i32;
+                        let f = z - t as f64;
+                        if f >= 0.5 { t + 1 } else if f <= -0.5 { t - 1 } else { t }
+                    };
+                    let s = scale as f32;
+                    ((1.0 / s as f64) as f32, s, zp)
+                }
+            },
+            quote!(let (inv, sf, zp) = asym(lo, hi);),
+            quote!(::microgen_rt::q::clamp(::microgen_rt::f::round_to_i32(zp as f32 + v * inv), -128, 127)),
+        )
+    } else {
+        (
+            quote! {
+                /// `SymmetricQuantizeFloats` parameters for values in `[lo, hi]`:
+                /// (1 / scale, scale, 0).
+                #[inline(always)]
+                fn sym(lo: f32, hi: f32) -> (f32, f32, i32) {
+                    let a = if lo < 0.0 { -lo } else { lo };
+                    let b = if hi < 0.0 { -hi } else { hi };
+                    let range = if a < b { b } else { a };
+                    if range == 0.0 { (0.0, 1.0, 0) } else { (127.0 / range, range / 127.0, 0) }
+                }
+            },
+            quote!(let (inv, sf, zp) = sym(lo, hi);),
+            quote!(::microgen_rt::q::clamp(::microgen_rt::f::round_to_i32(v * inv), -127, 127)),
+        )
+    };
+    // The scale of output `oc`: input scale times the weight scale (per channel, or folded
+    // into the batch scale for per-tensor weights, in LiteRT's order of float operations).
+    let scale_expr = if per_channel {
+        let s_items = wq.scale.iter().map(|&v| lit::f32(v));
+        statics.extend(quote! {
+            /// Per-channel weight scales.
+            const #s_id: [f32; #o_l] = [#(#s_items),*];
+        });
+        const_bytes += 4 * out_n;
+        quote!(sf * #s_id[oc])
+    } else {
+        let ws = lit::f32(wq.scale());
+        quote!(sf * #ws)
+    };
+    let offset_term = if asymmetric {
+        // LiteRT subtracts row_sum * zero_point computed in float, converted back to int32.
+        let sums: Vec<i32> = (0..out_n).map(|o| wdata[o * depth..(o + 1) * depth].iter().map(|&v| v as i8 as i32).sum()).collect();
+        let sl = lit::i32s(&sums);
+        statics.extend(quote! {
+            /// Sum of each weight row.
+            const #r_id: [i32; #o_l] = #sl;
+        });
+        const_bytes += 4 * out_n;
+        quote!(let dot = (dot as f32 - #r_id[oc] as f32 * zp as f32) as i32;)
+    } else {
+        quote!()
+    };
+    let body = quote! {
+        const DEPTH: usize = #d_l;
+        const OUT: usize = #o_l;
+        const BATCHES: usize = #b_l;
+        #helper
+        let x = &x0[..];
+        let y = &mut y0[..];
+        // LiteRT skips the product when the whole input is zero: the output is the bias.
+        let mut all_zero = true;
+        for i in 0..BATCHES * DEPTH {
+            if x.get_f32(i) != 0.0 {
+                all_zero = false;
+                break;
+            }
+        }
+        for b in 0..BATCHES {
+            let xb = b * DEPTH;
+            let (mut lo, mut hi) = (x.get_f32(xb), x.get_f32(xb));
+            for d in 1..DEPTH {
+                let v = x.get_f32(xb + d);
+                if v < lo { lo = v; }
+                if hi < v { hi = v; }
+            }
+            #qparams
+            let mut q = [0i8; DEPTH];
+            for d in 0..DEPTH {
+                let v = x.get_f32(xb + d);
+                q[d] = (#qexpr) as i8;
+            }
+            for oc in 0..OUT {
+                let v = if all_zero {
+                    #b_id[oc]
+                } else {
+                    let w = &#w_id[oc * DEPTH..(oc + 1) * DEPTH];
+                    let mut dot: i32 = 0;
+                    for d in 0..DEPTH {
+                        dot = dot.wrapping_add(q[d] as i32 * (w[d] as i8 as i32));
+                    }
+                    #offset_term
+                    let scale = #scale_expr;
+                    #b_id[oc] + dot as f32 * scale
+                };
+                y.set_f32(b * OUT + oc, #clamp);
+            }
+        }
+    };
+    let macs = (batches * out_n * depth) as u64;
+    let doc = format!(
+        "[{batches} x {depth}] -> [{batches} x {out_n}], float32 with int8 {} weights (hybrid: input quantized {} per batch at run time as LiteRT does; {depth} B of stack), activation {}, {macs} MACs",
+        if per_channel { "per-channel" } else { "per-tensor" },
+        if asymmetric { "asymmetrically" } else { "symmetrically" },
+        act.name()
+    );
+    Ok(Kernel { statics, body, doc, macs, const_bytes })
 }

@@ -17,9 +17,11 @@ pub mod int16;
 pub mod pool;
 pub mod quant;
 pub mod quant16;
+pub mod reduce_tile;
 pub mod shape;
 pub mod softmax;
 pub mod softmax16;
+pub mod transpose_conv;
 pub mod unary;
 
 /// The operators code can be generated for, as (name, data types).
@@ -37,10 +39,13 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("ADD", "int8, float32 (same shape)"),
 ];
 
+/// TRANSPOSE_CONV (`transpose_conv.rs`).
+const TRANSPOSE_CONV: &[(&str, &str)] = &[("TRANSPOSE_CONV", "int8 (per-tensor or per-channel weights), float32")];
+
 /// Every supported operator: this table plus the ones declared by the data-movement
 /// (`shape.rs`) and element-wise (`elementwise.rs`) emitters.
 pub fn supported() -> Vec<(&'static str, &'static str)> {
-    SUPPORTED.iter().chain(shape::SUPPORTED.iter()).chain(elementwise::SUPPORTED.iter()).chain(int16::SUPPORTED.iter()).copied().collect()
+    SUPPORTED.iter().chain(shape::SUPPORTED.iter()).chain(elementwise::SUPPORTED.iter()).chain(int16::SUPPORTED.iter()).chain(TRANSPOSE_CONV.iter()).chain(reduce_tile::SUPPORTED.iter()).copied().collect()
 }
 
 pub fn supported_list() -> String {
@@ -54,6 +59,8 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
         Op::Add { .. } if int16::is_int16(ctx) => add16::emit(ctx),
         Op::Softmax { .. } if int16::is_int16(ctx) => softmax16::emit(ctx),
         Op::Quantize | Op::Dequantize if int16::is_int16(ctx) => quant16::emit(ctx),
+        Op::TransposeConv { .. } => transpose_conv::emit(ctx),
+        Op::ReduceMax { .. } | Op::Tile => reduce_tile::emit(ctx),
         Op::FullyConnected { .. } => fully_connected::emit(ctx),
         Op::Conv2d { .. } => conv::emit(ctx),
         Op::DepthwiseConv2d { .. } => depthwise::emit(ctx),

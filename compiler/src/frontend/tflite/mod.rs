@@ -480,16 +480,16 @@ fn decode(code: i32, name: &str, op: &OperatorRef, g: &Graph, inputs: &[Option<u
     Ok(match b {
         B::FullyConnected => {
             need(inputs, outputs, 2, 3, 1)?;
-            let (a, keep) = match opts {
+            let (a, keep, asym) = match opts {
                 Some(BuiltinOptionsRef::FullyConnectedOptions(o)) => {
                     if o.weights_format().map_err(mal)? != 0 {
                         return Err(Error::unsupported("FULLY_CONNECTED with shuffled weights format"));
                     }
-                    (act(o.fused_activation_function().map_err(mal)?)?, o.keep_num_dims().map_err(mal)?)
+                    (act(o.fused_activation_function().map_err(mal)?)?, o.keep_num_dims().map_err(mal)?, o.asymmetric_quantize_inputs().map_err(mal)?)
                 }
-                _ => (Act::None, false),
+                _ => (Act::None, false, false),
             };
-            Op::FullyConnected { act: a, keep_num_dims: keep }
+            Op::FullyConnected { act: a, keep_num_dims: keep, asymmetric_inputs: asym }
         }
         B::Conv2d => {
             need(inputs, outputs, 2, 3, 1)?;
@@ -732,6 +732,34 @@ fn decode(code: i32, name: &str, op: &OperatorRef, g: &Graph, inputs: &[Option<u
                 return Err(Error::malformed(format!("CALL_ONCE init subgraph index {init}")));
             }
             Op::CallOnce { init_subgraph: init as usize }
+        }
+        B::TransposeConv => {
+            need(inputs, outputs, 3, 4, 1)?;
+            let Some(BuiltinOptionsRef::TransposeConvOptions(o)) = opts else {
+                return Err(Error::malformed("TRANSPOSE_CONV without TransposeConvOptions"));
+            };
+            Op::TransposeConv {
+                win: Window {
+                    stride_h: pos(o.stride_h().map_err(mal)?, "stride_h")?,
+                    stride_w: pos(o.stride_w().map_err(mal)?, "stride_w")?,
+                    dilation_h: 1,
+                    dilation_w: 1,
+                    padding: padding(o.padding().map_err(mal)?)?,
+                },
+                act: act(o.fused_activation_function().map_err(mal)?)?,
+            }
+        }
+        B::ReduceMax => {
+            need(inputs, outputs, 2, 2, 1)?;
+            let keep_dims = match opts {
+                Some(BuiltinOptionsRef::ReducerOptions(o)) => o.keep_dims().map_err(mal)?,
+                _ => false,
+            };
+            Op::ReduceMax { keep_dims }
+        }
+        B::Tile => {
+            need(inputs, outputs, 2, 2, 1)?;
+            Op::Tile
         }
         _ => return Err(unsupported(name)),
     })
