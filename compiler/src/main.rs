@@ -26,6 +26,9 @@ enum Cmd {
         model: PathBuf,
         #[arg(long)]
         json: bool,
+        /// Also draw the arena (time across, bytes down) as an SVG file.
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
     },
     /// Generate the Rust module for a model.
     Compile {
@@ -58,7 +61,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Inspect { model, json } => inspect(&model, json),
-        Cmd::Plan { model, json } => plan(&model, json),
+        Cmd::Plan { model, json, svg } => plan(&model, json, svg.as_deref()),
         Cmd::Compile { model, output } => read(&model).and_then(|b| microgen::compile(&b, &opts(&model))).and_then(|c| match output {
             Some(o) => std::fs::write(&o, c.code).map_err(|e| Error::io(format!("cannot write {}: {e}", o.display()))),
             None => {
@@ -178,11 +181,14 @@ fn quant_str(t: &microgen::ir::Tensor) -> String {
     }
 }
 
-fn plan(model: &Path, json: bool) -> Result<(), Error> {
+fn plan(model: &Path, json: bool, svg: Option<&Path>) -> Result<(), Error> {
     let bytes = read(model)?;
     let o = opts(model);
     let (g, p) = microgen::analyse(&bytes, &o)?;
     let c = microgen::compile(&bytes, &o)?;
+    if let Some(f) = svg {
+        std::fs::write(f, microgen::plan::svg::render(&g, &p)).map_err(|e| Error::io(format!("cannot write {}: {e}", f.display())))?;
+    }
     let mut tensors = Vec::new();
     for (t, tensor) in g.tensors.iter().enumerate() {
         let Some(loc) = p.loc[t] else { continue };
@@ -190,26 +196,51 @@ fn plan(model: &Path, json: bool) -> Result<(), Error> {
             continue;
         }
         let buf = p.buffers.iter().find(|b| b.root == p.root[t]);
+        let over = p.overlaps.iter().find(|ov| ov.output == t);
         tensors.push(serde_json::json!({
             "index": tensor.index, "name": tensor.name, "bytes": tensor.bytes(), "location": loc,
             "offset": match loc { microgen::plan::Loc::Arena { offset } => Some(offset), _ => None },
             "first_step": buf.map(|b| b.first), "last_step": buf.map(|b| b.last),
             "alias_of": (p.root[t] != t).then(|| g.t(p.root[t]).index),
+            "overwrites": over.map(|ov| serde_json::json!({
+                "tensor": g.t(ov.input).index, "shared_bytes": ov.bytes, "shift": ov.shift, "backwards": ov.reverse,
+            })),
         }));
     }
+    let peak_step = p.step_bytes.iter().enumerate().max_by_key(|(s, b)| (**b, usize::MAX - s)).map(|(s, _)| s);
+    let rule = if p.lower_bound_exact {
+        "least, over all topological schedules (exhaustive search), of the peak over steps of the live arena bytes, where at each operator its output may share with inputs that die there at most the bytes its kernel's access order allows (element-wise in place; convolution/pool output trailing or leading its input); model inputs are read in place from the caller and outputs written in place, so neither is in the arena"
+    } else {
+        "largest, over operators, of the arena bytes of its operands (they are live at once in every schedule), less the bytes its output may share with inputs under its kernel's access order (the graph is too large for the exhaustive search over schedules)"
+    };
     if json {
         let v = serde_json::json!({
             "model": model.display().to_string(),
             "arena_bytes": p.arena_bytes,
             "lower_bound_bytes": p.lower_bound,
-            "lower_bound_rule": "peak of simultaneously live arena bytes for the schedule used (inputs read in place from the caller, outputs written in place)",
+            "lower_bound_rule": rule,
+            "lower_bound_exact": p.lower_bound_exact,
+            "schedule_peak_bytes": p.schedule_peak,
+            "peak_step": peak_step,
+            "greedy_by_size_arena_bytes": p.greedy_arena_bytes,
+            "placement": p.strategy,
             "weights_bytes": c.weights_bytes,
             "schedule": p.schedule.iter().map(|&n| g.nodes[n].index).collect::<Vec<_>>(),
+            "step_bytes": p.step_bytes,
             "tensors": tensors,
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     } else {
-        println!("arena {} bytes (lower bound {} bytes), weights {} bytes", p.arena_bytes, p.lower_bound, c.weights_bytes);
+        println!(
+            "arena {} bytes (lower bound {} bytes, {}; this schedule's peak {} bytes; greedy by size without overlap {} bytes), weights {} bytes",
+            p.arena_bytes,
+            p.lower_bound,
+            if p.lower_bound_exact { "exact over schedules" } else { "per operator" },
+            p.schedule_peak,
+            p.greedy_arena_bytes,
+            c.weights_bytes
+        );
+        println!("placement: {}; {} operators write over a dying input", p.strategy, p.overlaps.len());
         for t in &tensors {
             println!("  {}", t);
         }

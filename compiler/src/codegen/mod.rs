@@ -3,6 +3,7 @@
 
 pub mod kernels;
 pub mod lit;
+pub mod state;
 
 use crate::error::{Error, Result};
 use crate::ir::{DType, Graph, Node, TensorId};
@@ -25,6 +26,9 @@ pub struct KernelCtx<'a> {
     pub node: &'a Node,
     /// Prefix for the kernel's statics, e.g. `OP3`.
     pub prefix: String,
+    /// Run the output positions backwards (window kernels; set by the memory plan when the
+    /// output overlaps the input from above).
+    pub reverse: bool,
 }
 
 impl KernelCtx<'_> {
@@ -92,8 +96,8 @@ fn elem_ty(d: DType) -> TokenStream {
 fn check_io_dtype(g: &Graph, t: TensorId, what: &str) -> Result<()> {
     let tt = g.t(t);
     match tt.dtype {
-        DType::F32 | DType::I8 | DType::I16 | DType::I32 | DType::I64 => Ok(()),
-        d => Err(Error::unsupported(format!("model {what} has type {d}, which is not supported; microgen supports int8, int16, int32, int64 and float32 inputs and outputs"))
+        DType::F32 | DType::I8 | DType::U8 | DType::I16 | DType::I32 | DType::I64 => Ok(()),
+        d => Err(Error::unsupported(format!("model {what} has type {d}, which is not supported; microgen supports int8, uint8, int16, int32, int64 and float32 inputs and outputs"))
             .with_tensor(tt.index, &tt.name)),
     }
 }
@@ -119,7 +123,12 @@ pub fn generate(g: &Graph, plan: &Plan, header: &str) -> Result<Generated> {
         if node.op.is_view() {
             continue;
         }
-        let ctx = KernelCtx { g, node, prefix: format!("OP{}", node.index) };
+        if let Some(stmts) = state::emit(g, plan, node)? {
+            // `#[doc]` on a statement is not allowed: keep the description as a comment-free block.
+            calls.extend(quote!({ #stmts }));
+            continue;
+        }
+        let ctx = KernelCtx { g, node, prefix: format!("OP{}", node.index), reverse: plan.reverse_at(step) };
         let k = kernels::emit(&ctx).map_err(|e| e.with_op(node.index, node.op.name()))?;
         let fn_name = format_ident!("op{}_{}", node.index, node.op.name().to_lowercase());
         // Parameters and arguments.
@@ -136,30 +145,56 @@ pub fn generate(g: &Graph, plan: &Plan, header: &str) -> Result<Generated> {
             .iter()
             .map(|&t| Operand { t, bytes: matches!(plan.loc[t], Some(Loc::Arena { .. })) })
             .collect();
+        // An output sharing arena bytes with an input: every arena operand is passed as
+        // shared cells of the arena (`&[Cell<u8>]`), which may alias.
+        let cells = shares(g, plan, &ins, &outs);
         for (i, o) in ins.iter().enumerate() {
             let name = format_ident!("x{}", i);
-            let ty = if o.bytes { quote!([u8]) } else { let e = elem_ty(g.t(o.t).dtype); quote!([#e]) };
+            let ty = if o.bytes && cells {
+                quote!([::core::cell::Cell<u8>])
+            } else if o.bytes {
+                quote!([u8])
+            } else {
+                let e = elem_ty(g.t(o.t).dtype);
+                quote!([#e])
+            };
             params.push(quote!(#name: &#ty));
         }
         for (i, o) in outs.iter().enumerate() {
             let name = format_ident!("y{}", i);
+            if o.bytes && cells {
+                params.push(quote!(#name: &[::core::cell::Cell<u8>]));
+                continue;
+            }
             let ty = if o.bytes { quote!([u8]) } else { let e = elem_ty(g.t(o.t).dtype); quote!([#e]) };
             params.push(quote!(#name: &mut #ty));
         }
         let body = &k.body;
         let statics = &k.statics;
-        let doc = format!(" {} (operator {}, step {}): {}", node.op.name(), node.index, step, k.doc);
+        let mut doc = format!(" {} (operator {}, step {}): {}", node.op.name(), node.index, step, k.doc);
+        for ov in plan.overlaps_at(step) {
+            let _ = write!(
+                doc,
+                "; writes over its input t{} ({} B shared, output at input {:+} B{})",
+                g.t(ov.input).index,
+                ov.bytes,
+                ov.shift,
+                if ov.reverse { ", positions backwards" } else { "" }
+            );
+        }
+        let cells_use = if cells { quote!(use ::microgen_rt::buf::CellsSet as _;) } else { quote!() };
         kernel_items.extend(quote! {
             #statics
             #[doc = #doc]
             #[allow(clippy::all, unused_imports, unused_variables)]
             fn #fn_name(#(#params),*) {
                 #[allow(unused_imports)]
-                use ::microgen_rt::buf::{F32s as _, F32sMut as _, I16s as _, I16sMut as _, I32s as _, I32sMut as _, I64s as _, I64sMut as _, I8s as _, I8sMut as _};
+                use ::microgen_rt::buf::{F32s as _, F32sMut as _, I16s as _, I16sMut as _, I32s as _, I32sMut as _, I64s as _, I64sMut as _, I8s as _, I8sMut as _, U8s as _, U8sMut as _};
+                #cells_use
                 #body
             }
         });
-        calls.extend(call(g, plan, &fn_name, &ins, &outs, single_in, single_out)?);
+        calls.extend(if cells { call_cells(g, plan, &fn_name, &ins, &outs, single_in, single_out)? } else { call(g, plan, &fn_name, &ins, &outs, single_in, single_out)? });
         layers.push(LayerInfo { index: node.index, op: node.op.name().to_string(), doc: k.doc.clone(), macs: k.macs, const_bytes: k.const_bytes });
     }
     // Outputs that need a copy at the end.
@@ -172,11 +207,12 @@ pub fn generate(g: &Graph, plan: &Plan, header: &str) -> Result<Generated> {
             DType::I16 => (quote!(get_i16), quote!(set_i16)),
             DType::I32 => (quote!(get_i32), quote!(set_i32)),
             DType::I64 => (quote!(get_i64), quote!(set_i64)),
+            DType::U8 => (quote!(get_u8), quote!(set_u8)),
             _ => (quote!(get_i8), quote!(set_i8)),
         };
         calls.extend(quote! {
             {
-                use ::microgen_rt::buf::{F32s as _, F32sMut as _, I16s as _, I16sMut as _, I32s as _, I32sMut as _, I64s as _, I64sMut as _, I8s as _, I8sMut as _};
+                use ::microgen_rt::buf::{F32s as _, F32sMut as _, I16s as _, I16sMut as _, I32s as _, I32sMut as _, I64s as _, I64sMut as _, I8s as _, I8sMut as _, U8s as _, U8sMut as _};
                 let x = #src;
                 for i in 0..#n { #dst[..].#set(i, x.#get(i)); }
             }
@@ -218,13 +254,20 @@ pub fn generate(g: &Graph, plan: &Plan, header: &str) -> Result<Generated> {
         " Runs the model once: reads `input`, writes `output`. Uses `arena` as scratch memory ({} bytes). {} multiply-accumulates.",
         plan.arena_bytes, total_macs
     );
+    let stateful = !g.variables.is_empty();
+    let predict_sig = if stateful {
+        items.extend(state::api(g));
+        quote!(pub fn predict(arena: &mut Arena, state: &mut State, input: &Input, output: &mut Output))
+    } else {
+        quote!(pub fn predict(arena: &mut Arena, input: &Input, output: &mut Output))
+    };
     items.extend(quote! {
         /// Multiply-accumulates per inference.
         #[allow(dead_code)]
         pub const MACS: u64 = #macs_lit;
 
         #[doc = #predict_doc]
-        pub fn predict(arena: &mut Arena, input: &Input, output: &mut Output) {
+        #predict_sig {
             let _ = (&arena, &input);
             #calls
         }
@@ -264,6 +307,52 @@ fn operand_ref(g: &Graph, plan: &Plan, t: TensorId, single_in: bool, single_out:
             quote!(&arena.0[#a..#e])
         }
         _ => return Err(Error::invalid("internal error: operand has no location").with_tensor(g.t(t).index, &g.t(t).name)),
+    })
+}
+
+/// Whether an arena output of a call shares bytes with an arena input.
+fn shares(g: &Graph, plan: &Plan, ins: &[Operand], outs: &[Operand]) -> bool {
+    outs.iter().filter_map(|o| plan.arena_range(g, o.t)).any(|(ys, ye)| {
+        ins.iter().filter_map(|i| plan.arena_range(g, i.t)).any(|(xs, xe)| xs < ye && ys < xe)
+    })
+}
+
+/// A call whose output overlaps an input (in place, or partially): the whole arena as
+/// shared cells, one sub-slice per arena operand, at constant offsets. No `unsafe`: the
+/// plan's checker has simulated the kernel's reads and writes byte by byte.
+fn call_cells(g: &Graph, plan: &Plan, f: &Ident, ins: &[Operand], outs: &[Operand], si: bool, so: bool) -> Result<TokenStream> {
+    let mut args = Vec::new();
+    for o in ins {
+        if let Some((s, e)) = plan.arena_range(g, o.t) {
+            let (a, b) = (lit::usize(s), lit::usize(e));
+            args.push(quote!(&cells[#a..#b]));
+        } else {
+            args.push(operand_ref(g, plan, o.t, si, so, false)?);
+        }
+    }
+    for o in outs {
+        if let Some((s, e)) = plan.arena_range(g, o.t) {
+            let (a, b) = (lit::usize(s), lit::usize(e));
+            args.push(quote!(&cells[#a..#b]));
+        } else {
+            match plan.loc[o.t] {
+                Some(Loc::Output { k }) => {
+                    if so {
+                        args.push(quote!(&mut output[..]));
+                    } else {
+                        let fld = format_ident!("output{}", k);
+                        args.push(quote!(&mut output.#fld[..]));
+                    }
+                }
+                _ => return Err(Error::invalid("internal error: output has no writable location").with_tensor(g.t(o.t).index, &g.t(o.t).name)),
+            }
+        }
+    }
+    Ok(quote! {
+        {
+            let cells = ::core::cell::Cell::from_mut(&mut arena.0[..]).as_slice_of_cells();
+            #f(#(#args),*);
+        }
     })
 }
 
@@ -466,10 +555,22 @@ fn plan_doc(g: &Graph, plan: &Plan, layers: &[LayerInfo]) -> String {
     let _ = writeln!(s);
     let _ = writeln!(
         s,
-        " Memory plan for `{}`: arena {} B (live-bytes lower bound for this schedule {} B), constants {} B in flash.",
-        g.name, plan.arena_bytes, plan.lower_bound, weights
+        " Memory plan for `{}`: arena {} B; lower bound {} B ({}); this schedule's peak of live bytes {} B; constants {} B in flash.",
+        g.name,
+        plan.arena_bytes,
+        plan.lower_bound,
+        if plan.lower_bound_exact { "the least peak of live bytes over all schedules" } else { "every operator's operands at once" },
+        plan.schedule_peak,
+        weights
     );
     let _ = writeln!(s, " Inputs are read in place from the caller's `Input`; outputs are written directly into `Output`.");
+    if !plan.overlaps.is_empty() {
+        let _ = writeln!(
+            s,
+            " {} operators write over an input that dies there (`over`: the input, bytes shared, output offset minus input offset; `rev`: the kernel runs its positions backwards).",
+            plan.overlaps.len()
+        );
+    }
     let _ = writeln!(s);
     let _ = writeln!(s, " ```text");
     let _ = writeln!(s, " step  op   operator               output tensor                     location          live steps");
@@ -492,8 +593,11 @@ fn plan_doc(g: &Graph, plan: &Plan, layers: &[LayerInfo]) -> String {
                 .unwrap_or_else(|| "-".into());
             let mut name = format!("t{} {:?}", t.index, t.shape);
             name.truncate(32);
-            let view = if node.op.is_view() { " (view)" } else { "" };
-            let _ = writeln!(s, " {:>4}  {:>3}  {:<21}  {:<32}  {:<16}  {}{}", step, node.index, node.op.name(), name, loc, live, view);
+            let mut view = if node.op.is_view() { " (view)".to_string() } else { String::new() };
+            for ov in plan.overlaps_at(step).filter(|ov| ov.output == o) {
+                let _ = write!(view, "  over t{} {} B {:+}{}", g.t(ov.input).index, ov.bytes, ov.shift, if ov.reverse { " rev" } else { "" });
+            }
+            let _ = writeln!(s, " {:>4}  {:>3}  {:<21}  {:<32}  {:<16}  {:<10}{}", step, node.index, node.op.name(), name, loc, live, view);
         }
     }
     let _ = writeln!(s, " ```");

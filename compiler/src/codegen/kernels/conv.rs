@@ -31,6 +31,9 @@ pub struct Geom {
     pub partial: bool,
     /// Some output position has a window with no tap inside the input.
     pub empty: bool,
+    /// Run the output positions (and channels, see [`Geom::chans`]) backwards: the memory
+    /// plan placed the output above an input it overwrites (see `plan::access`).
+    pub rev: bool,
 }
 
 /// TFLite `ComputeOutSize`.
@@ -102,7 +105,7 @@ pub fn geometry(ctx: &KernelCtx, x: &Tensor, y: &Tensor, kh: usize, kw: usize, w
         partial |= a != 0 || b != kw;
         empty |= a >= b;
     }
-    Ok(Geom { n, h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, pad_h, pad_w, partial, empty })
+    Ok(Geom { n, h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, pad_h, pad_w, partial, empty, rev: ctx.reverse })
 }
 
 impl Geom {
@@ -130,11 +133,21 @@ impl Geom {
         }
     }
 
+    /// The range of an output-channel loop: `0..n`, or backwards when the positions run
+    /// backwards (so that the whole kernel runs in exactly the reverse order).
+    pub fn chans(&self, n: &TokenStream) -> TokenStream {
+        if self.rev {
+            quote!((0..#n).rev())
+        } else {
+            quote!(0..#n)
+        }
+    }
+
     /// The loops over batches and output positions, with `iy0`/`ix0` (window origin) and,
     /// when some window is clipped, `ky0..ky1` / `kx0..kx1` (taps inside the input) and
     /// `full`; otherwise those are the whole window. `prologue` runs once per batch `b`;
     /// `body` runs per output position with `yb` = index of its first output element
-    /// (`cout` channels per position).
+    /// (`cout` channels per position). With `rev`, batches and positions run backwards.
     pub fn loops(&self, cout: &TokenStream, prologue: TokenStream, body: TokenStream) -> TokenStream {
         let ranges = if self.partial {
             quote! {
@@ -159,14 +172,19 @@ impl Geom {
         } else {
             (quote!(let (ky0, ky1) = (0usize, KH);), quote!(let (kx0, kx1) = (0usize, KW);), quote!(let full = true;))
         };
+        let (bs, oys, oxs) = if self.rev {
+            (quote!((0..N).rev()), quote!((0..OH).rev()), quote!((0..OW).rev()))
+        } else {
+            (quote!(0..N), quote!(0..OH), quote!(0..OW))
+        };
         quote! {
             #ranges
-            for b in 0..N {
+            for b in #bs {
                 #prologue
-                for oy in 0..OH {
+                for oy in #oys {
                     let iy0 = (oy * SH) as isize - PAD_H;
                     #row
-                    for ox in 0..OW {
+                    for ox in #oxs {
                         let ix0 = (ox * SW) as isize - PAD_W;
                         #col
                         #full
@@ -404,11 +422,12 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             } else {
                 quote!(#f_id[oc])
             };
+            let ocs = g.chans(&quote!(COUT));
             let body = g.loops(
                 &quote!(COUT),
                 quote!(),
                 quote! {
-                    for oc in 0..COUT {
+                    for oc in #ocs {
                         let mut acc: i32 = #base;
                         for ky in ky0..ky1 {
                             let iy = (iy0 + (ky * DH) as isize) as usize;
@@ -454,11 +473,12 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 static #w_id: [u8; #wlen] = #wbytes;
                 const #b_id: [f32; #co] = [#(#bias_items),*];
             };
+            let ocs = g.chans(&quote!(COUT));
             let body = g.loops(
                 &quote!(COUT),
                 quote!(),
                 quote! {
-                    for oc in 0..COUT {
+                    for oc in #ocs {
                         let mut acc = 0.0f32;
                         for ky in ky0..ky1 {
                             let iy = (iy0 + (ky * DH) as isize) as usize;

@@ -102,11 +102,12 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             } else {
                 quote!(#f_id[oc])
             };
+            let ocs = g.chans(&quote!(COUT));
             let body = g.loops(
                 &quote!(COUT),
                 quote!(),
                 quote! {
-                    for oc in 0..COUT {
+                    for oc in #ocs {
                         let ic = oc / DM;
                         let mut acc: i32 = #base;
                         for ky in ky0..ky1 {
@@ -220,11 +221,12 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 static #w_id: [u8; #wlen] = #wbytes;
                 const #b_id: [f32; #co] = [#(#bias_items),*];
             };
+            let ocs = g.chans(&quote!(COUT));
             let body = g.loops(
                 &quote!(COUT),
                 quote!(),
                 quote! {
-                    for oc in 0..COUT {
+                    for oc in #ocs {
                         let ic = oc / DM;
                         let mut acc = 0.0f32;
                         for ky in ky0..ky1 {

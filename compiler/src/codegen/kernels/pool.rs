@@ -111,7 +111,8 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             return Err(ctx.unsupported(format!("{name} with input {a}, output {b}; supported: int8/int8, float32/float32")));
         }
     };
-    let body = g.loops(&quote!(C), quote!(), quote!(for ch in 0..C { #body }));
+    let chs = g.chans(&quote!(C));
+    let body = g.loops(&quote!(C), quote!(), quote!(for ch in #chs { #body }));
     let body = quote! {
         #decls
         #body
