@@ -448,6 +448,17 @@ def _resize_nearest(rng):
     return f
 
 
+@model("resize_bilinear", "B", [([1, 4, 5, 2], 0, 1)], ["RESIZE_BILINEAR"],
+       note="two outputs: resize bilinear 4x5 -> 7x9 (half_pixel_centers) and 4x5 -> 6x11 "
+            "(align_corners); the converter decides the output order")
+def _resize_bilinear(rng):
+    def f(x):
+        a = tf.image.resize(x, [7, 9], method="bilinear")
+        b = tf.compat.v1.image.resize_bilinear(x, [6, 11], align_corners=True)
+        return a, b
+    return f
+
+
 @model("split", "B", [([1, 4, 5, 6], 0, 1)], ["SPLIT"], note="SPLIT into 3 along the last axis")
 def _split(rng):
     return lambda x: tuple(tf.split(x, 3, axis=-1))
@@ -833,6 +844,27 @@ def _zoo_mbv3(keras, layers):
     h = layers.Multiply()([h, se])
     h = layers.BatchNormalization()(layers.Conv2D(8, 1, use_bias=False)(h))
     return inp, layers.Add()([inp, h])
+
+
+@zoo("zoo_grouped_conv", [([1, 8, 7, 6], 0, 1)], ["CONV_2D"],
+     note="grouped convolutions: Conv2D(6, 3, groups=2, relu) -> Conv2D(9, 1, groups=3) -> "
+          "global average pool -> Dense(3)")
+def _zoo_grouped_conv(keras, layers):
+    inp = keras.Input((8, 7, 6), batch_size=1)
+    x = layers.Conv2D(6, 3, groups=2, activation="relu")(inp)
+    x = layers.Conv2D(9, 1, groups=3)(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    return inp, layers.Dense(3)(x)
+
+
+@zoo("zoo_bilinear", [([1, 4, 5, 3], 0, 1)], ["RESIZE_BILINEAR", "CONV_2D"],
+     note="UpSampling2D(2, bilinear) -> Conv2D(4, 3, same, relu) -> Resizing(5, 7, bilinear) "
+          "(RESIZE_BILINEAR, half_pixel_centers)")
+def _zoo_bilinear(keras, layers):
+    inp = keras.Input((4, 5, 3), batch_size=1)
+    x = layers.UpSampling2D(2, interpolation="bilinear")(inp)
+    x = layers.Conv2D(4, 3, padding="same", activation="relu")(x)
+    return inp, layers.Resizing(5, 7, interpolation="bilinear")(x)
 
 
 # ----------------------------------------------------------------------------

@@ -247,6 +247,7 @@ pub enum Op {
     TransposeConv { win: Window, act: Act },
     ReduceMax { keep_dims: bool },
     Tile,
+    ResizeBilinear { align_corners: bool, half_pixel_centers: bool },
 }
 
 impl Op {
@@ -296,6 +297,7 @@ impl Op {
             Op::TransposeConv { .. } => "TRANSPOSE_CONV",
             Op::ReduceMax { .. } => "REDUCE_MAX",
             Op::Tile => "TILE",
+            Op::ResizeBilinear { .. } => "RESIZE_BILINEAR",
         }
     }
     /// The fused activation, if the operator has one.

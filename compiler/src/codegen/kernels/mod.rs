@@ -9,6 +9,7 @@ pub mod add;
 pub mod add16;
 pub mod conv;
 pub mod conv16;
+pub mod conv_grouped;
 pub mod depthwise;
 pub mod elementwise;
 pub mod fc16;
@@ -18,6 +19,7 @@ pub mod pool;
 pub mod quant;
 pub mod quant16;
 pub mod reduce_tile;
+pub mod resize_bilinear;
 pub mod shape;
 pub mod softmax;
 pub mod softmax16;
@@ -45,7 +47,7 @@ const TRANSPOSE_CONV: &[(&str, &str)] = &[("TRANSPOSE_CONV", "int8 (per-tensor o
 /// Every supported operator: this table plus the ones declared by the data-movement
 /// (`shape.rs`) and element-wise (`elementwise.rs`) emitters.
 pub fn supported() -> Vec<(&'static str, &'static str)> {
-    SUPPORTED.iter().chain(shape::SUPPORTED.iter()).chain(elementwise::SUPPORTED.iter()).chain(int16::SUPPORTED.iter()).chain(TRANSPOSE_CONV.iter()).chain(reduce_tile::SUPPORTED.iter()).copied().collect()
+    SUPPORTED.iter().chain(shape::SUPPORTED.iter()).chain(elementwise::SUPPORTED.iter()).chain(int16::SUPPORTED.iter()).chain(TRANSPOSE_CONV.iter()).chain(reduce_tile::SUPPORTED.iter()).chain(resize_bilinear::SUPPORTED.iter()).copied().collect()
 }
 
 pub fn supported_list() -> String {
@@ -59,7 +61,9 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
         Op::Add { .. } if int16::is_int16(ctx) => add16::emit(ctx),
         Op::Softmax { .. } if int16::is_int16(ctx) => softmax16::emit(ctx),
         Op::Quantize | Op::Dequantize if int16::is_int16(ctx) => quant16::emit(ctx),
+        Op::Conv2d { .. } if conv_grouped::is_grouped(ctx) => conv_grouped::emit(ctx),
         Op::TransposeConv { .. } => transpose_conv::emit(ctx),
+        Op::ResizeBilinear { .. } => resize_bilinear::emit(ctx),
         Op::ReduceMax { .. } | Op::Tile => reduce_tile::emit(ctx),
         Op::FullyConnected { .. } => fully_connected::emit(ctx),
         Op::Conv2d { .. } => conv::emit(ctx),

@@ -761,6 +761,14 @@ fn decode(code: i32, name: &str, op: &OperatorRef, g: &Graph, inputs: &[Option<u
             need(inputs, outputs, 2, 2, 1)?;
             Op::Tile
         }
+        B::ResizeBilinear => {
+            need(inputs, outputs, 2, 2, 1)?;
+            let (align_corners, half_pixel_centers) = match opts {
+                Some(BuiltinOptionsRef::ResizeBilinearOptions(o)) => (o.align_corners().map_err(mal)?, o.half_pixel_centers().map_err(mal)?),
+                _ => (false, false),
+            };
+            Op::ResizeBilinear { align_corners, half_pixel_centers }
+        }
         _ => return Err(unsupported(name)),
     })
 }
