@@ -421,16 +421,27 @@ def main():
             sys.exit(f"unknown cases: {sorted(unknown)}")
     results = [process(c) for c in sel]
     if not args.cases and not args.group:
-        # full run: drop cases/data that no longer correspond to a model
+        # full run: drop cases (and their data) whose model file is gone. Cases written by
+        # other generators (tools/reference/make_field_models.py, ...) are kept as long as
+        # their model exists: this script does not know how to rebuild them.
         keep = {c["case"] for c in all_cases}
         for p in glob.glob(os.path.join(CASES_DIR, "*.json")):
-            if os.path.splitext(os.path.basename(p))[0] not in keep:
-                print(f"removing stale {rel(p)}")
-                os.remove(p)
-        for p in glob.glob(os.path.join(DATA_DIR, "*.bin")):
-            if os.path.basename(p).split(".")[0] not in keep:
-                print(f"removing stale {rel(p)}")
-                os.remove(p)
+            name = os.path.splitext(os.path.basename(p))[0]
+            if name in keep:
+                continue
+            with open(p) as f:
+                model = json.load(f).get("model", "")
+            path = (os.path.join(SHARED, model[len("shared:"):]) if model.startswith("shared:")
+                    else os.path.join(REPO, model))
+            if model.startswith("shared:") and not os.path.isdir(SHARED):
+                continue
+            if os.path.exists(path):
+                continue
+            print(f"removing stale {rel(p)} (model {model} is gone)")
+            os.remove(p)
+            for d in glob.glob(os.path.join(DATA_DIR, f"{name}.*.bin")):
+                print(f"removing stale {rel(d)}")
+                os.remove(d)
     total = sum(os.path.getsize(p) for p in glob.glob(os.path.join(DATA_DIR, "*")))
     print(f"\n{len(results)} cases written; tests/conformance/data total {total} bytes "
           f"({total / 1e6:.2f} MB)")
