@@ -36,6 +36,8 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
     }
     let (cout, kh, kw) = if depthwise { (w.shape[3], w.shape[1], w.shape[2]) } else { (w.shape[0], w.shape[1], w.shape[2]) };
     let g = geometry(ctx, x, y, kh, kw, &win, cout)?;
+    // Output channels run backwards too when the positions do (in-place execution).
+    let ocs = g.chans(&quote!(COUT));
     let dm = if depthwise {
         if cout % g.c != 0 {
             return Err(ctx.err(format!("filter has {cout} output channels, not a multiple of the input's {} channels", g.c)));
@@ -108,7 +110,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
     let add = if bias.wide() { quote!(acc += #prod;) } else { quote!(acc = acc.wrapping_add(#prod);) };
     let inner = if depthwise {
         quote! {
-            for oc in 0..COUT {
+            for oc in #ocs {
                 let ic = oc / DM;
                 let mut acc: #acc_ty = 0;
                 for ky in ky0..ky1 {
@@ -127,7 +129,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
         }
     } else {
         quote! {
-            for oc in 0..COUT {
+            for oc in #ocs {
                 let mut acc: #acc_ty = 0;
                 for ky in ky0..ky1 {
                     let iy = (iy0 + (ky * DH) as isize) as usize;

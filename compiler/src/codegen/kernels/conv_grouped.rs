@@ -45,6 +45,8 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
     let b = bias(ctx, cout)?;
     let kmacs = macs(&[g.n, g.oh, g.ow, cout, kh, kw, fc]);
     let decls = g.decls();
+    // Output channels run backwards too when the positions do (in-place execution).
+    let ocs = g.chans(&quote!(COUT));
     let (co, fcl, fpg) = (lit::usize(cout), lit::usize(fc), lit::usize(cout / groups));
     let (w_id, b_id) = (ctx.ident("W"), ctx.ident("B"));
     let shape_doc = format!(
@@ -77,7 +79,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 &quote!(COUT),
                 quote!(),
                 quote! {
-                    for oc in 0..COUT {
+                    for oc in #ocs {
                         let c0 = (oc / FPG) * FC;
                         let mut acc: i32 = 0;
                         for ky in ky0..ky1 {
@@ -125,7 +127,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 &quote!(COUT),
                 quote!(),
                 quote! {
-                    for oc in 0..COUT {
+                    for oc in #ocs {
                         let c0 = (oc / FPG) * FC;
                         let mut acc = 0.0f32;
                         for ky in ky0..ky1 {
