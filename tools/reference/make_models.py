@@ -594,6 +594,20 @@ def _conv_fc_b32(rng):
     return f
 
 
+@model("pool", "C", [([1, 9, 8, 3], 0, 1)], ["CONV_2D", "MAX_POOL_2D", "AVERAGE_POOL_2D"],
+       variants=("16x8",),
+       note="16x8: CONV_2D 3x3 SAME relu (5 filters) -> MAX_POOL_2D 3x3 stride 2 SAME -> "
+            "AVERAGE_POOL_2D 2x2 stride 1 SAME (clipped border windows) -> flatten -> Dense(4)")
+def _pool16(rng):
+    c1, l1 = conv_w(rng, 3, 3, 3, 5, 1.5), dense_w(rng, 5 * 4 * 5, 4)
+
+    def f(x):
+        h = tf.nn.max_pool2d(tf.nn.relu(conv(x, c1)), 3, 2, "SAME")
+        h = tf.nn.avg_pool2d(h, 2, 1, "SAME")
+        return fc(tf.reshape(h, [1, -1]), l1)
+    return f
+
+
 @model("add3", "C", [([1, 5, 7, 3], 0, 1), ([1, 1, 7, 3], 0.5, 3), ([1, 5, 7, 3], -1, 0.5)],
        ["ADD"], variants=("16x8",),
        note="16x8 ADD: relu(a + b) with b broadcast over the rows (1x5x7x3 + 1x1x7x3) and a + c "

@@ -22,6 +22,7 @@ pub const SUPPORTED: &[(&str, &str)] = &[
     ("CONV_2D / DEPTHWISE_CONV_2D (int16)", "int16 activations with int8 weights (16x8), int64 (or int32 for CONV_2D) bias"),
     ("FULLY_CONNECTED (int16)", "int16 activations with int8 weights (16x8), int64 or int32 bias"),
     ("ADD (int16)", "int16 (with broadcasting)"),
+    ("AVERAGE_POOL_2D / MAX_POOL_2D (int16)", "int16"),
     ("SOFTMAX (int16)", "int16 -> int16"),
     ("QUANTIZE / DEQUANTIZE (int16)", "float32 -> int16, int16 <-> int8, int16 -> int16, int16 -> float32"),
 ];

@@ -16,6 +16,7 @@ pub mod fc16;
 pub mod fully_connected;
 pub mod int16;
 pub mod pool;
+pub mod pool16;
 pub mod quant;
 pub mod quant16;
 pub mod reduce_tile;
@@ -60,6 +61,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
         Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } if int16::is_int16(ctx) => conv16::emit(ctx),
         Op::Add { .. } if int16::is_int16(ctx) => add16::emit(ctx),
         Op::Softmax { .. } if int16::is_int16(ctx) => softmax16::emit(ctx),
+        Op::AveragePool2d { .. } | Op::MaxPool2d { .. } if int16::is_int16(ctx) => pool16::emit(ctx),
         Op::Quantize | Op::Dequantize if int16::is_int16(ctx) => quant16::emit(ctx),
         Op::Conv2d { .. } if conv_grouped::is_grouped(ctx) => conv_grouped::emit(ctx),
         Op::TransposeConv { .. } => transpose_conv::emit(ctx),
