@@ -209,10 +209,34 @@ fn plan(model: &Path, json: bool, svg: Option<&Path>) -> Result<(), Error> {
     }
     let peak_step = p.step_bytes.iter().enumerate().max_by_key(|(s, b)| (**b, usize::MAX - s)).map(|(s, _)| s);
     let rule = if p.lower_bound_exact {
-        "least, over all topological schedules (exhaustive search), of the peak over steps of the live arena bytes, where at each operator its output may share with inputs that die there at most the bytes its kernel's access order allows (element-wise in place; convolution/pool output trailing or leading its input); model inputs are read in place from the caller and outputs written in place, so neither is in the arena"
+        "least, over all topological schedules (exhaustive search), of the peak over steps of the live arena bytes, each buffer rounded up to the 4-byte alignment of offsets, where at each operator its output may share with inputs that die there at most the bytes its kernel's access order allows (element-wise in place; convolution/pool output trailing its input, or leading it with the kernel run backwards); model inputs are read in place from the caller and outputs written in place, so neither is in the arena"
     } else {
-        "largest, over operators, of the arena bytes of its operands (they are live at once in every schedule), less the bytes its output may share with inputs under its kernel's access order (the graph is too large for the exhaustive search over schedules)"
+        "largest, over operators, of the arena bytes of its operands (live at once in every schedule), each rounded up to the 4-byte alignment, less the bytes its output may share with inputs under its kernel's access order (the graph is too large for the exhaustive search over schedules)"
     };
+    // What the peak is made of: the buffers live at the peak step.
+    let peak_live: Vec<serde_json::Value> = peak_step
+        .map(|s| {
+            p.buffers
+                .iter()
+                .filter(|b| b.first <= s && s <= b.last)
+                .map(|b| {
+                    let t = g.t(b.root);
+                    let role = if b.first == s {
+                        "written"
+                    } else if b.last == s {
+                        "read for the last time"
+                    } else {
+                        "kept for a later operator"
+                    };
+                    serde_json::json!({"tensor": t.index, "shape": t.shape, "bytes": b.bytes, "role": role})
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let peak_op = peak_step.map(|s| {
+        let n = &g.nodes[p.schedule[s]];
+        format!("{} (operator {})", n.op.name(), n.index)
+    });
     if json {
         let v = serde_json::json!({
             "model": model.display().to_string(),
@@ -222,6 +246,8 @@ fn plan(model: &Path, json: bool, svg: Option<&Path>) -> Result<(), Error> {
             "lower_bound_exact": p.lower_bound_exact,
             "schedule_peak_bytes": p.schedule_peak,
             "peak_step": peak_step,
+            "peak_operator": peak_op,
+            "peak_live": peak_live,
             "greedy_by_size_arena_bytes": p.greedy_arena_bytes,
             "placement": p.strategy,
             "weights_bytes": c.weights_bytes,

@@ -37,12 +37,19 @@ pub enum Walk {
 
 #[derive(Debug, Clone, Copy)]
 pub enum WinKind {
-    /// Every output channel reads every input channel of the window.
+    /// Every output channel reads every input channel of the window (a grouped
+    /// convolution reads fewer: the model is conservative for it).
     Conv,
     /// Output channel `oc` reads input channel `oc / dm`.
     Depthwise { dm: usize },
     /// Output channel `c` reads input channel `c`.
     Pool,
+    /// Hybrid convolution (float activations, int8 weights): per batch, the whole batch is
+    /// read first (its range); per position, the window is read once, before any of the
+    /// position's outputs is written.
+    ConvHybrid,
+    /// Hybrid depthwise convolution: the batch is read first, then as `Depthwise`.
+    DepthwiseHybrid { dm: usize },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -101,18 +108,22 @@ pub fn walk(g: &Graph, node: &Node, x: TensorId) -> Option<Walk> {
         }
         Op::Conv2d { win, .. } | Op::DepthwiseConv2d { win, .. } => {
             let f = g.t(node.input(1)?);
-            (i0 == x && same_size(xt.dtype, yt.dtype) && f.dtype == xt.dtype).then_some(())?;
+            let hybrid = xt.dtype == DType::F32 && yt.dtype == DType::F32 && f.dtype == DType::I8;
+            // int16 activations with int8 weights (16x8) walk like int8.
+            let w16 = xt.dtype == DType::I16 && yt.dtype == DType::I16 && f.dtype == DType::I8;
+            (i0 == x && (w16 || (same_size(xt.dtype, yt.dtype) && (f.dtype == xt.dtype || hybrid)))).then_some(())?;
             if f.shape.len() != 4 {
                 return None;
             }
             let (kind, kh, kw, cout) = match node.op {
-                Op::Conv2d { .. } => (WinKind::Conv, f.shape[1], f.shape[2], f.shape[0]),
+                Op::Conv2d { .. } => (if hybrid { WinKind::ConvHybrid } else { WinKind::Conv }, f.shape[1], f.shape[2], f.shape[0]),
                 _ => {
                     let c = *xt.shape.get(3)?;
                     if c == 0 || f.shape[3] % c != 0 {
                         return None;
                     }
-                    (WinKind::Depthwise { dm: f.shape[3] / c }, f.shape[1], f.shape[2], f.shape[3])
+                    let dm = f.shape[3] / c;
+                    (if hybrid { WinKind::DepthwiseHybrid { dm } } else { WinKind::Depthwise { dm } }, f.shape[1], f.shape[2], f.shape[3])
                 }
             };
             window(kind, xt.shape.as_slice(), yt.shape.as_slice(), kh, kw, cout, win.stride_h, win.stride_w, win.dilation_h, win.dilation_w, win.padding, xt.dtype.size())
@@ -204,18 +215,22 @@ pub fn limits(walk: &Walk, align: usize) -> Limits {
             let cout = w.cout as i64;
             let npos = (w.n * w.oh * w.ow) as i64;
             // Highest and lowest output channel of a position that read input channel ic.
+            // (A hybrid convolution reads the window before the position's first write, so
+            // as if for channel 0 forwards and for the last channel backwards.)
             let last_oc = |ic: usize| -> i64 {
                 match w.kind {
                     WinKind::Conv => cout - 1,
-                    WinKind::Depthwise { dm } => (ic * dm + dm - 1) as i64,
+                    WinKind::Depthwise { dm } | WinKind::DepthwiseHybrid { dm } => (ic * dm + dm - 1) as i64,
                     WinKind::Pool => ic as i64,
+                    WinKind::ConvHybrid => 0,
                 }
             };
             let first_oc = |ic: usize| -> i64 {
                 match w.kind {
                     WinKind::Conv => 0,
-                    WinKind::Depthwise { dm } => (ic * dm) as i64,
+                    WinKind::Depthwise { dm } | WinKind::DepthwiseHybrid { dm } => (ic * dm) as i64,
                     WinKind::Pool => ic as i64,
+                    WinKind::ConvHybrid => cout - 1,
                 }
             };
             let (xs, ys) = (w.xs as i64, w.ys as i64);
@@ -238,6 +253,19 @@ pub fn limits(walk: &Walk, align: usize) -> Limits {
                     let lo = minp[q] as i64 * cout + first_oc(ic) + 1;
                     if lo < npos * cout {
                         rev = rev.max((e + 1) * xs - lo * ys);
+                    }
+                }
+            }
+            // Hybrids read each whole batch before its first output: forwards, the outputs of
+            // earlier batches are written before; backwards, those of later batches.
+            if matches!(w.kind, WinKind::ConvHybrid | WinKind::DepthwiseHybrid { .. }) {
+                let (per_x, per_y) = ((w.h * w.w * w.c) as i64, (w.oh * w.ow * w.cout) as i64);
+                for b in 0..w.n as i64 {
+                    if b > 0 {
+                        fwd = fwd.min(b * per_x * xs - b * per_y * ys);
+                    }
+                    if b + 1 < w.n as i64 {
+                        rev = rev.max((b + 1) * per_x * xs - (b + 1) * per_y * ys);
                     }
                 }
             }

@@ -147,10 +147,16 @@ pub fn check(g: &Graph, plan: &Plan) -> Result<(), String> {
                 let pad = |o: usize, s: usize, k: usize, d: usize, i: usize| -> i64 { (((o as i64 - 1) * s as i64 + (k as i64 - 1) * d as i64 + 1 - i as i64).max(0)) / 2 };
                 let (ph, pw) = (pad(oh, sh, kh, dh, h), pad(ow, sw, kw, dw, w));
                 let npos = nb * oh * ow;
+                let hybrid = matches!(kind, Kind::ConvHybrid | Kind::DepthwiseHybrid(_));
                 let mut taps: Vec<usize> = Vec::with_capacity(kh * kw);
                 for k in 0..npos {
                     let pos = if reverse { npos - 1 - k } else { k };
                     let (b, oy, ox) = (pos / (oh * ow), pos / ow % oh, pos % ow);
+                    // A hybrid kernel's prologue: the batch's range, read when the batch starts.
+                    let batch_start = if reverse { oy == oh - 1 && ox == ow - 1 } else { oy == 0 && ox == 0 };
+                    if hybrid && batch_start {
+                        mem.read(g, &x, b * h * w * c * x.es, (b + 1) * h * w * c * x.es, step, node)?;
+                    }
                     taps.clear();
                     for ky in 0..kh {
                         let iy = (oy * sh) as i64 - ph + (ky * dh) as i64;
@@ -165,12 +171,21 @@ pub fn check(g: &Graph, plan: &Plan) -> Result<(), String> {
                             taps.push(((b * h + iy as usize) * w + ix as usize) * c);
                         }
                     }
+                    if matches!(kind, Kind::ConvHybrid) {
+                        // The window once (all channels), then every output channel (in
+                        // increasing order, whichever way the positions run).
+                        for &e0 in &taps {
+                            mem.read(g, &x, e0 * x.es, (e0 + c) * x.es, step, node)?;
+                        }
+                        mem.write(&y, pos * cout * y.es, (pos + 1) * cout * y.es);
+                        continue;
+                    }
                     for k2 in 0..cout {
                         // Backwards: positions and channels both decreasing.
                         let oc = if reverse { cout - 1 - k2 } else { k2 };
                         let chans = match kind {
-                            Kind::Conv => 0..c,
-                            Kind::Depthwise(m) => oc / m..oc / m + 1,
+                            Kind::Conv | Kind::ConvHybrid => 0..c,
+                            Kind::Depthwise(m) | Kind::DepthwiseHybrid(m) => oc / m..oc / m + 1,
                             Kind::Pool => oc..oc + 1,
                         };
                         if k2 == 0 || !matches!(kind, Kind::Conv) {
@@ -216,9 +231,15 @@ enum Kind {
     Conv,
     Depthwise(usize),
     Pool,
+    /// Float activations, int8 weights: the batch's range first; per position the window
+    /// once, quantized into a patch, then every output channel.
+    ConvHybrid,
+    /// The batch's range first, then as `Depthwise`.
+    DepthwiseHybrid(usize),
 }
 
-/// The loop nest of the kernel emitted for a node, when the checker knows it.
+/// The loop nest of the kernel emitted for a node, when the checker knows it. (A grouped
+/// convolution reads only its group's channels: simulating all of them is conservative.)
 #[derive(Clone, Copy)]
 enum Nest {
     /// `for i { read every input's element i; write output element i }`.
@@ -243,13 +264,17 @@ fn nest(g: &Graph, node: &Node) -> Option<Nest> {
         }
         Op::Conv2d { win, .. } | Op::DepthwiseConv2d { win, .. } => {
             let f = g.t(node.input(1)?);
-            if !(simple(x.dtype) && x.dtype == y.dtype && f.dtype == x.dtype) || f.shape.len() != 4 || x.shape.len() != 4 || y.shape.len() != 4 {
+            let hybrid = x.dtype == DType::F32 && y.dtype == DType::F32 && f.dtype == DType::I8;
+            let w16 = x.dtype == DType::I16 && y.dtype == DType::I16 && f.dtype == DType::I8;
+            if !(w16 || (simple(x.dtype) && x.dtype == y.dtype && (f.dtype == x.dtype || hybrid))) || f.shape.len() != 4 || x.shape.len() != 4 || y.shape.len() != 4 {
                 return None;
             }
-            let (kind, kh, kw) = if matches!(node.op, Op::Conv2d { .. }) {
-                (Kind::Conv, f.shape[1], f.shape[2])
-            } else {
-                (Kind::Depthwise(y.shape[3] / x.shape[3].max(1)), f.shape[1], f.shape[2])
+            let dm = y.shape[3] / x.shape[3].max(1);
+            let (kind, kh, kw) = match (matches!(node.op, Op::Conv2d { .. }), hybrid) {
+                (true, false) => (Kind::Conv, f.shape[1], f.shape[2]),
+                (true, true) => (Kind::ConvHybrid, f.shape[1], f.shape[2]),
+                (false, false) => (Kind::Depthwise(dm), f.shape[1], f.shape[2]),
+                (false, true) => (Kind::DepthwiseHybrid(dm), f.shape[1], f.shape[2]),
             };
             Some(Nest::Window {
                 kind,

@@ -171,6 +171,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             };
             let helpers = hybrid_helpers(true);
             let minmax = batch_minmax();
+            let ocs = g.chans(&quote!(COUT));
             let body = g.loops(
                 &quote!(COUT),
                 quote! {
@@ -178,7 +179,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                     let (inv, sf, zp) = asym(lo, hi);
                 },
                 quote! {
-                    for oc in 0..COUT {
+                    for oc in #ocs {
                         let ic = oc / DM;
                         let mut acc: i32 = 0;
                         for ky in ky0..ky1 {
