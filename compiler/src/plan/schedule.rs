@@ -58,7 +58,6 @@ impl Problem {
     /// `root`, `arena` and `forever` come from liveness (which roots are arena buffers).
     pub fn new(g: &Graph, topo: &[NodeIndex], root: &[TensorId], arena: &[bool], forever: &[bool], align: usize) -> Problem {
         let nt = g.tensors.len();
-        let pos: std::collections::HashMap<NodeIndex, usize> = topo.iter().enumerate().map(|(i, &n)| (n, i)).collect();
         let mut bytes = vec![0usize; nt];
         for t in 0..nt {
             if arena[t] && root[t] == t {
@@ -92,7 +91,6 @@ impl Problem {
                 }
             }
         }
-        let _ = pos;
         let mut rels = vec![Vec::new(); topo.len()];
         for (i, &n) in topo.iter().enumerate() {
             let node = &g.nodes[n];

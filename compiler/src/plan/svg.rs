@@ -19,8 +19,8 @@ fn color(i: usize) -> String {
 
 pub fn render(g: &Graph, plan: &Plan) -> String {
     let steps = plan.schedule.len().max(1);
-    let (left, top, right, bottom) = (70.0, 60.0, 110.0, 70.0);
-    let cw = (900.0 / steps as f64).clamp(18.0, 60.0);
+    let (left, top, right, bottom) = (70.0, 76.0, 110.0, 120.0);
+    let cw = (900.0 / steps as f64).clamp(18.0, 60.0).max(620.0 / steps as f64);
     let width = left + cw * steps as f64 + right;
     let plot_h = 640.0;
     let height = top + plot_h + bottom;
@@ -38,15 +38,19 @@ pub fn render(g: &Graph, plan: &Plan) -> String {
     let name = std::path::Path::new(&g.name).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| g.name.clone());
     let _ = writeln!(
         o,
-        r#"<text x="{left}" y="20" font-size="14"><tspan font-weight="bold">{}</tspan>: arena {} B, lower bound {} B ({}), {} buffers, {} written over a dying input</text>"#,
+        r#"<text x="{left}" y="20" font-size="14"><tspan font-weight="bold">{}</tspan>: arena {} B, lower bound {} B</text>"#,
         esc(&name),
         plan.arena_bytes,
         plan.lower_bound,
-        if plan.lower_bound_exact { "least peak over all schedules" } else { "per operator" },
-        plan.buffers.len(),
-        plan.overlaps.len()
     );
-    let _ = writeln!(o, r##"<text x="{left}" y="38" fill="#555">time: schedule steps (operators) across; bytes down; hatched: bytes an output shares with the input it overwrites</text>"##);
+    let _ = writeln!(
+        o,
+        r##"<text x="{left}" y="36" fill="#555">{} buffers, {} written over a dying input; bound: {}</text>"##,
+        plan.buffers.len(),
+        plan.overlaps.len(),
+        if plan.lower_bound_exact { "least peak of live bytes over all schedules" } else { "per operator" }
+    );
+    let _ = writeln!(o, r##"<text x="{left}" y="50" fill="#555">steps (operators) across, bytes down; hatched: bytes an output shares with the input it overwrites</text>"##);
     // Frame and byte axis.
     let _ = writeln!(o, r##"<rect x="{left}" y="{top}" width="{:.1}" height="{plot_h}" fill="#f7f7f7" stroke="#999"/>"##, cw * steps as f64);
     let ticks = 8;
