@@ -1,0 +1,133 @@
+//! Target-independent part of the firmware (`#[path]`-included by m4, m0 and rv32): runs
+//! `predict` on the compiled-in samples and prints, through the target's `put` function:
+//!
+//! ```text
+//! microgen-fw target=<triple> model=<file> samples=<N> in=<bytes> out=<bytes> arena=<ARENA_BYTES> macs=<MACS>
+//! OUT <i> <hex bytes of output sample i>          (N lines)
+//! stack_peak=<bytes> stack_predict=<bytes> stack_region=<bytes>
+//! DONE
+//! ```
+//!
+//! `bench_start` / `bench_end` bracket the (single) `predict` call site, so QEMU's insncount
+//! plugin reports one region per inference. `stack_peak`: the whole run (printing included);
+//! `stack_predict`: the first inference (with the frames of main and `run` above it).
+use crate::gen::{self, model};
+use core::sync::atomic::{compiler_fence, Ordering};
+
+static mut MARK: u32 = 0;
+/// Start marker for the instruction-counting plugin.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn bench_start() {
+    unsafe { core::ptr::write_volatile(&raw mut MARK, 1) }
+}
+/// End marker for the instruction-counting plugin.
+#[no_mangle]
+#[inline(never)]
+pub extern "C" fn bench_end() {
+    unsafe { core::ptr::write_volatile(&raw mut MARK, 2) }
+}
+
+static mut ARENA: model::Arena = model::Arena::new();
+static mut INPUT: model::Input = gen::new_input();
+static mut OUTPUT: model::Output = gen::new_output();
+static mut OUT_BUF: [u8; gen::OUT_BYTES] = [0; gen::OUT_BYTES];
+
+const PAINT: u32 = 0xC0FF_EE5A;
+
+/// Fills [bottom, current SP - margin) with the paint word. Safe without interrupts: nothing
+/// live is below the stack pointer and the loop itself uses no stack.
+#[inline(never)]
+pub fn paint_stack(bottom: usize) {
+    let here = 0u32;
+    let sp = core::hint::black_box(&here) as *const u32 as usize;
+    let end = (sp - 256) & !3;
+    let mut p = (bottom + 3) & !3;
+    while p < end {
+        unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
+        p += 4;
+    }
+}
+
+/// Bytes of stack used so far: from `top` down to the lowest word that is no longer paint.
+pub fn stack_peak(bottom: usize, top: usize) -> usize {
+    let mut p = (bottom + 3) & !3;
+    while p < top && unsafe { core::ptr::read_volatile(p as *const u32) } == PAINT {
+        p += 4;
+    }
+    top - p
+}
+
+pub fn put_dec(put: fn(&[u8]), mut v: usize) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    put(&buf[i..]);
+}
+
+pub fn put_hex(put: fn(&[u8]), bytes: &[u8]) {
+    const H: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 128];
+    for chunk in bytes.chunks(64) {
+        for (i, &b) in chunk.iter().enumerate() {
+            buf[2 * i] = H[(b >> 4) as usize];
+            buf[2 * i + 1] = H[(b & 15) as usize];
+        }
+        put(&buf[..2 * chunk.len()]);
+    }
+}
+
+/// Runs every sample and prints the report. `stack = (bottom, top)` of the painted region.
+pub fn run(put: fn(&[u8]), target: &str, stack: (usize, usize)) {
+    put(b"microgen-fw target=");
+    put(target.as_bytes());
+    put(b" model=");
+    put(gen::MODEL_NAME.as_bytes());
+    put(b" samples=");
+    put_dec(put, gen::SAMPLES);
+    put(b" in=");
+    put_dec(put, gen::IN_BYTES);
+    put(b" out=");
+    put_dec(put, gen::OUT_BYTES);
+    put(b" arena=");
+    put_dec(put, model::ARENA_BYTES);
+    put(b" macs=");
+    put_dec(put, model::MACS as usize);
+    put(b"\n");
+    let (arena, input, output, o) =
+        unsafe { (&mut *(&raw mut ARENA), &mut *(&raw mut INPUT), &mut *(&raw mut OUTPUT), &mut *(&raw mut OUT_BUF)) };
+    // Re-paint below this frame: the peak during the first inference excludes the printing.
+    paint_stack(stack.0);
+    let mut predict_peak = 0;
+    for i in 0..gen::SAMPLES {
+        gen::load_input(&gen::INPUTS[i * gen::IN_BYTES..(i + 1) * gen::IN_BYTES], input);
+        bench_start();
+        compiler_fence(Ordering::SeqCst);
+        model::predict(core::hint::black_box(&mut *arena), core::hint::black_box(&*input), core::hint::black_box(&mut *output));
+        compiler_fence(Ordering::SeqCst);
+        bench_end();
+        if i == 0 {
+            predict_peak = stack_peak(stack.0, stack.1);
+        }
+        gen::store_output(output, o);
+        put(b"OUT ");
+        put_dec(put, i);
+        put(b" ");
+        put_hex(put, o);
+        put(b"\n");
+    }
+    put(b"stack_peak=");
+    put_dec(put, stack_peak(stack.0, stack.1));
+    put(b" stack_predict=");
+    put_dec(put, predict_peak);
+    put(b" stack_region=");
+    put_dec(put, stack.1 - stack.0);
+    put(b"\nDONE\n");
+}
