@@ -144,7 +144,18 @@ pub fn relations(g: &Graph, schedule: &[NodeIndex], root: &[TensorId], buffers: 
 }
 
 /// Plans a graph that has been through the passes.
+/// Most bytes all activation tensors of a model may take together (checked before planning,
+/// so that neither the planner nor the byte-by-byte checker allocates without bound).
+pub const MAX_ACTIVATION_BYTES: usize = 64 << 20;
+
 pub fn plan(g: &Graph) -> Result<Plan> {
+    let total: usize = g.tensors.iter().filter(|t| !t.is_const()).map(|t| t.bytes()).fold(0usize, |a, b| a.saturating_add(b));
+    if total > MAX_ACTIVATION_BYTES {
+        return Err(crate::error::Error::limit(format!(
+            "the model's activation tensors take {total} bytes together; the limit is {MAX_ACTIVATION_BYTES} bytes"
+        ))
+        .with_hint("microcontroller models need far less; check the model's shapes"));
+    }
     let align = 4;
     let topo = schedule::model_order(g)?;
     let base = liveness::analyse(g, &topo)?;
