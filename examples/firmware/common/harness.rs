@@ -2,15 +2,18 @@
 //! `predict` on the compiled-in samples and prints, through the target's `put` function:
 //!
 //! ```text
-//! microgen-fw target=<triple> model=<file> samples=<N> in=<bytes> out=<bytes> arena=<ARENA_BYTES> macs=<MACS>
+//! microgen-fw target=<triple> model=<file> samples=<N> in=<bytes> out=<bytes> arena=<ARENA_BYTES> macs=<MACS> system=<microgen|microflow|baseline> repeat=<R> state=<STATE_BYTES>
 //! OUT <i> <hex bytes of output sample i>          (N lines)
-//! stack_peak=<bytes> stack_predict=<bytes> stack_region=<bytes>
+//! stack_peak=<bytes> stack_predict=<bytes> stack_region=<bytes> stack_model=<bytes>
 //! DONE
 //! ```
 //!
 //! `bench_start` / `bench_end` bracket the (single) `predict` call site, so QEMU's insncount
-//! plugin reports one region per inference. `stack_peak`: the whole run (printing included);
-//! `stack_predict`: the first inference (with the frames of main and `run` above it).
+//! plugin reports one region per inference (R per sample with MICROGEN_REPEAT=R; the output
+//! printed is the last call's). `stack_peak`: the whole run (printing included);
+//! `stack_predict`: the first inference (with the frames of main and `run` above it);
+//! `stack_model`: the first inference below the caller's stack pointer (what `predict` itself
+//! needs; the benchmark's stack figure).
 use crate::gen::{self, model};
 use core::sync::atomic::{compiler_fence, Ordering};
 
@@ -31,22 +34,42 @@ pub extern "C" fn bench_end() {
 static mut ARENA: model::Arena = model::Arena::new();
 static mut INPUT: model::Input = gen::new_input();
 static mut OUTPUT: model::Output = gen::new_output();
+static mut STATE: gen::State = gen::new_state();
 static mut OUT_BUF: [u8; gen::OUT_BYTES] = [0; gen::OUT_BYTES];
 
 const PAINT: u32 = 0xC0FF_EE5A;
 
-/// Fills [bottom, current SP - margin) with the paint word. Safe without interrupts: nothing
-/// live is below the stack pointer and the loop itself uses no stack.
+/// Fills [bottom, SP on entry - 32) with the paint word. Safe without interrupts: nothing live
+/// is below the stack pointer, and the 32 bytes cover this function's own pushes (the compiler
+/// may read SP before its prologue). So a figure below 32 bytes reads as 32.
 #[inline(never)]
 pub fn paint_stack(bottom: usize) {
-    let here = 0u32;
-    let sp = core::hint::black_box(&here) as *const u32 as usize;
-    let end = (sp - 256) & !3;
+    let end = (sp_now() - 32) & !3;
     let mut p = (bottom + 3) & !3;
     while p < end {
         unsafe { core::ptr::write_volatile(p as *mut u32, PAINT) };
         p += 4;
     }
+}
+
+/// The stack pointer.
+#[inline(always)]
+fn sp_now() -> usize {
+    let sp: usize;
+    #[cfg(target_arch = "arm")]
+    unsafe {
+        core::arch::asm!("mov {0}, sp", out(reg) sp, options(nomem, nostack, preserves_flags))
+    };
+    #[cfg(target_arch = "riscv32")]
+    unsafe {
+        core::arch::asm!("mv {0}, sp", out(reg) sp, options(nomem, nostack, preserves_flags))
+    };
+    #[cfg(not(any(target_arch = "arm", target_arch = "riscv32")))]
+    {
+        let here = 0u32;
+        sp = core::hint::black_box(&here) as *const u32 as usize;
+    }
+    sp
 }
 
 /// Bytes of stack used so far: from `top` down to the lowest word that is no longer paint.
@@ -100,21 +123,36 @@ pub fn run(put: fn(&[u8]), target: &str, stack: (usize, usize)) {
     put_dec(put, model::ARENA_BYTES);
     put(b" macs=");
     put_dec(put, model::MACS as usize);
+    put(b" system=");
+    put(gen::SYSTEM.as_bytes());
+    put(b" repeat=");
+    put_dec(put, gen::REPEAT);
+    put(b" state=");
+    put_dec(put, gen::STATE_BYTES);
     put(b"\n");
-    let (arena, input, output, o) =
-        unsafe { (&mut *(&raw mut ARENA), &mut *(&raw mut INPUT), &mut *(&raw mut OUTPUT), &mut *(&raw mut OUT_BUF)) };
+    let (arena, state, input, output, o) = unsafe {
+        (&mut *(&raw mut ARENA), &mut *(&raw mut STATE), &mut *(&raw mut INPUT), &mut *(&raw mut OUTPUT), &mut *(&raw mut OUT_BUF))
+    };
     // Re-paint below this frame: the peak during the first inference excludes the printing.
     paint_stack(stack.0);
+    let sp_call = sp_now();
     let mut predict_peak = 0;
     for i in 0..gen::SAMPLES {
         gen::load_input(&gen::INPUTS[i * gen::IN_BYTES..(i + 1) * gen::IN_BYTES], input);
-        bench_start();
-        compiler_fence(Ordering::SeqCst);
-        model::predict(core::hint::black_box(&mut *arena), core::hint::black_box(&*input), core::hint::black_box(&mut *output));
-        compiler_fence(Ordering::SeqCst);
-        bench_end();
-        if i == 0 {
-            predict_peak = stack_peak(stack.0, stack.1);
+        for _ in 0..gen::REPEAT {
+            bench_start();
+            compiler_fence(Ordering::SeqCst);
+            gen::predict(
+                core::hint::black_box(&mut *arena),
+                core::hint::black_box(&mut *state),
+                core::hint::black_box(&*input),
+                core::hint::black_box(&mut *output),
+            );
+            compiler_fence(Ordering::SeqCst);
+            bench_end();
+            if i == 0 && predict_peak == 0 {
+                predict_peak = stack_peak(stack.0, stack.1);
+            }
         }
         gen::store_output(output, o);
         put(b"OUT ");
@@ -129,5 +167,7 @@ pub fn run(put: fn(&[u8]), target: &str, stack: (usize, usize)) {
     put_dec(put, predict_peak);
     put(b" stack_region=");
     put_dec(put, stack.1 - stack.0);
+    put(b" stack_model=");
+    put_dec(put, sp_call.saturating_sub(stack.1 - predict_peak));
     put(b"\nDONE\n");
 }

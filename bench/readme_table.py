@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""Prints the benchmark table from bench/results.json (written by bench/run.sh).
+
+Usage: readme_table.py [--markdown] [results.json]
+Plain text (default): one row per model x target x system, ratios ours/peer on the peer rows.
+--markdown: the README's benchmark section body (tables + board fit), generated, not typed.
+Standard library only.
+"""
+import json
+import os
+import sys
+
+TORDER = {"m4": 0, "m0": 1, "rv32": 2}
+SORDER = {"microgen": 0, "microflow": 1, "tflm": 2}
+BOARDS = {"m4": "Wio Terminal (512K/192K)", "m0": "Seeeduino XIAO (256K/32K)", "rv32": "ESP32-C3 (4M/400K)"}
+
+
+def fmt(v):
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return f"{v:,}" if isinstance(v, int) else str(v)
+
+
+def ram(r):
+    """RAM of a row: statics (arena, I/O, state) + stack; TFLM: arena + stack."""
+    if r.get("stack_bytes") is None:
+        return None
+    if r["system"] == "tflm":
+        return (r.get("arena_bytes") or 0) + r["stack_bytes"]
+    return (r.get("static_ram_bytes") or 0) + r["stack_bytes"]
+
+
+def flash(r):
+    if r.get("text_bytes") is None:
+        return None
+    if r["system"] == "tflm":
+        return r["text_bytes"] + (r.get("model_bytes") or 0)
+    return r["text_bytes"] + (r.get("rodata_bytes") or 0)
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}" if a is not None and b else "-"
+
+
+def sysname(r):
+    return r["system"] + (f" ({r['kernels']})" if r.get("kernels") else "")
+
+
+def rows_with_ratios(rows):
+    ours = {(r["model"], r["target"]): r for r in rows if r["system"] == "microgen"}
+    out = []
+    for r in sorted(rows, key=lambda r: (r["model"], TORDER.get(r["target"], 9), SORDER.get(r["system"], 9), r.get("kernels") or "")):
+        o = ours.get((r["model"], r["target"]))
+        rat = ("", "", "")
+        if r["system"] != "microgen" and o is not None and r.get("instructions") is not None:
+            rat = (ratio(flash(o), flash(r)), ratio(ram(o), ram(r)), ratio(o.get("instructions"), r.get("instructions")))
+        out.append((r, rat))
+    return out
+
+
+HEAD = ["model", "target", "system", ".text", ".rodata", "static RAM", "arena", "stack", "instructions", "MACs", "instr/MAC",
+        "flash ours/peer", "RAM ours/peer", "instr ours/peer"]
+
+
+def cells(r, rat):
+    return [r["model"], r["target"], sysname(r), fmt(r.get("text_bytes")), fmt(r.get("rodata_bytes")),
+            fmt(r.get("static_ram_bytes")), fmt(r.get("arena_bytes")), fmt(r.get("stack_bytes")),
+            fmt(r.get("instructions")), fmt(r.get("macs")), fmt(r.get("instr_per_mac")), *rat]
+
+
+def note(r):
+    n = r.get("notes") or ""
+    if r["system"] == "microgen" and r.get("outputs_match_host") is False:
+        n = "OUTPUTS DIFFER FROM HOST; " + n
+    if r["system"] == "microflow" and r.get("bit_exact") is True:
+        n = "bit-exact"
+    if r["system"] == "microflow" and r.get("bit_exact") is False:
+        n = n.split("; ", 1)[-1]
+    if r["system"] == "tflm":
+        n = "measured outside"
+    return n
+
+
+def text(rows):
+    table = [HEAD + ["notes"]] + [cells(r, rat) + [note(r)] for r, rat in rows_with_ratios(rows)]
+    w = [max(len(str(row[i])) for row in table) for i in range(len(HEAD))]
+    for row in table:
+        print("  ".join(str(c).rjust(w[i]) if i >= 3 else str(c).ljust(w[i]) for i, c in enumerate(row[:len(HEAD)])) + "  " + row[-1])
+
+
+def markdown(rows):
+    p = print
+    p("| model | target | system | code `.text` | consts `.rodata` | static RAM | arena | stack | instructions | MACs | instr/MAC | flash ours/peer | RAM ours/peer | instr ours/peer | notes |")
+    p("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+    for r, rat in rows_with_ratios(rows):
+        c = cells(r, rat)
+        if r["system"] == "microgen":
+            c[2] = "**microgen**"
+        p("| " + " | ".join(c + [note(r).replace("|", "/")]) + " |")
+    # board fit
+    models = sorted({r["model"] for r in rows if r["system"] in ("microgen", "microflow")})
+    cols = [(t, s) for s in ("microgen", "microflow") for t in ("m4", "m0", "rv32")
+            if any(r["target"] == t and r["system"] == s for r in rows)]
+    if not cols:
+        return
+    by = {(r["model"], r["target"], r["system"]): r for r in rows}
+    p()
+    p("Board fit (whole firmware image: flash = `.text` + `.rodata` + `.data`, RAM = `.data` + `.bss` + measured stack peak; KB = 1024 B):")
+    p()
+    p("| model | " + " | ".join(f"{s} {t}: {BOARDS[t]}" for t, s in cols) + " |")
+    p("|---|" + "---|" * len(cols))
+    for m in models:
+        cs = []
+        for t, s in cols:
+            r = by.get((m, t, s))
+            if r is None:
+                cs.append("")
+            elif r.get("fits_board") is None:
+                cs.append("n/a")
+            else:
+                cs.append(("yes" if r["fits_board"] else "**no**")
+                          + f" ({r['image_flash_bytes'] / 1024:.0f}K / {r['image_ram_bytes'] / 1024:.1f}K)")
+        p(f"| {m} | " + " | ".join(cs) + " |")
+
+
+def main():
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    path = args[0] if args else os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json")
+    rows = json.load(open(path))
+    (markdown if "--markdown" in sys.argv else text)(rows)
+
+
+if __name__ == "__main__":
+    main()
