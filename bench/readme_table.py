@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Prints the benchmark table from bench/results.json (written by bench/run.sh).
 
-Usage: readme_table.py [--markdown] [results.json]
+Usage: readme_table.py [--markdown] [--update-readme README.md] [results.json]
 Plain text (default): one row per model x target x system, ratios ours/peer on the peer rows.
---markdown: the README's benchmark section body (tables + board fit), generated, not typed.
+--markdown: the README's benchmark tables (measurements + board fit), generated, not typed.
+--update-readme FILE: write them into FILE between the lines `<!-- bench-table:begin -->` and
+`<!-- bench-table:end -->`.
 Standard library only.
 """
 import json
@@ -126,10 +128,27 @@ def markdown(rows):
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    argv = sys.argv[1:]
+    readme = None
+    if "--update-readme" in argv:
+        i = argv.index("--update-readme")
+        readme = argv[i + 1]
+        del argv[i:i + 2]
+    args = [a for a in argv if not a.startswith("--")]
     path = args[0] if args else os.path.join(os.path.dirname(os.path.abspath(__file__)), "results.json")
     rows = json.load(open(path))
-    (markdown if "--markdown" in sys.argv else text)(rows)
+    if readme:
+        import contextlib
+        import io
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            markdown(rows)
+        s = open(readme).read()
+        begin, end = "<!-- bench-table:begin -->\n", "<!-- bench-table:end -->"
+        a, b = s.index(begin) + len(begin), s.index(end)
+        open(readme, "w").write(s[:a] + buf.getvalue() + s[b:])
+        return
+    (markdown if "--markdown" in argv else text)(rows)
 
 
 if __name__ == "__main__":

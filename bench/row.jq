@@ -36,7 +36,6 @@ def board:
        outputs_match_host: ($kv.match == "yes"),
        qemu_machine: $kv.board,
        opt_level: $opt,
-       strategy: (if $opt == "s" or $opt == "z" then "size" else "speed" end),
        image_flash_bytes: $flash,
        image_ram_bytes: $ram,
        board: board.name,

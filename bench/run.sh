@@ -12,6 +12,7 @@
 #   --targets     firmware targets for microgen (default m4,m0,rv32)
 #   --microflow-targets  targets for MicroFlow rows (default m4; "" = none)
 #   --merge       keep the rows of an existing results file that this run does not measure
+#   --resume      keep the rows already measured (bench/work/rows) by an interrupted run
 #   --out         results file (default bench/results.json)
 #   --no-tflm     no TFLM rows
 #   bench/run.sh --markdown [--out FILE]   only print the README table of an existing results file
@@ -36,7 +37,7 @@ SHARED_DIR="${MICROGEN_SHARED_MODELS:-$ROOT/../shared/models}"
 PEERS="${MICROGEN_PEERS_TSV:-$(dirname "$SHARED_DIR")/anchors/m4-peers.tsv}"
 DEFAULT_TESTS=(fc_relu_int8 conv_s1_same_int8 dw_m1_int8 resnet_small_int8 resnet_small_f32
   zoo_dscnn_int8 zoo_mbv2_block_int8 zoo_autoencoder_int8 stream_ring_int8)
-TARGETS="m4,m0,rv32"; MF_TARGETS="m4"; SHARED=0; MERGE=0; TFLM=1; MARKDOWN=0
+TARGETS="m4,m0,rv32"; MF_TARGETS="m4"; SHARED=0; MERGE=0; RESUME=0; TFLM=1; MARKDOWN=0
 OUTJSON="$HERE/results.json"; ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -44,10 +45,11 @@ while [ $# -gt 0 ]; do
     --targets) TARGETS="$2"; shift 2 ;;
     --microflow-targets) MF_TARGETS="$2"; shift 2 ;;
     --merge) MERGE=1; shift ;;
+    --resume) RESUME=1; shift ;;
     --out) OUTJSON="$(realpath -m "$2")"; shift 2 ;;
     --no-tflm) TFLM=0; shift ;;
     --markdown) MARKDOWN=1; shift ;;
-    -h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
     -*) echo "bench: unknown option $1" >&2; exit 2 ;;
     *) ARGS+=("$1"); shift ;;
   esac
@@ -99,7 +101,7 @@ done
 # max |a-b| in LSB over int8 bytes and the number of differing bytes: "N MAX"
 diff_lsb() {
   cmp -l "$1" "$2" 2>/dev/null | awk 'function oct(s,  v,i){v=0; for(i=1;i<=length(s);i++) v=v*8+substr(s,i,1); return v}
-    {a=oct($2); b=oct($3); if(a>127)a-=256; if(b>127)b-=256; d=a-b; if(d<0)d=-d; if(d>m)m=d; n++} END {print n+0, m+0}'
+    {a=oct($2); b=oct($3); if(a>127)a-=256; if(b>127)b-=256; d=a-b; if(d<0)d=-d; if(d>m)m=d; n++} END {print n+0, m+0}' || true
 }
 
 ROWS=()
@@ -107,6 +109,9 @@ measure() { # system target model input macs
   local sys="$1" t="$2" model="$3" input="$4" macs="$5" stem opt=() kv work rc=0 row
   stem="$(basename "$model" .tflite)"
   kv="$WORK/kv/$sys-$t-$stem.kv"; work="$WORK/fw/$t-$stem-$sys"
+  if [ $RESUME = 1 ] && [ -s "$WORK/rows/$sys-$t-$stem.json" ]; then  # measured by an interrupted run
+    ROWS+=("$WORK/rows/$sys-$t-$stem.json"); log "$sys $t $stem: kept from the last run (--resume)"; return
+  fi
   [ "$sys" = microflow ] && opt=(--microflow)
   log "$sys $t $stem"
   local t0=$SECONDS
