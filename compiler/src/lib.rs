@@ -21,6 +21,7 @@ pub mod passes;
 pub mod plan;
 pub mod run;
 
+pub use codegen::kernels::strategy::{Goal, Strategy};
 pub use error::{Error, ErrorKind, Result};
 
 use sha2::{Digest, Sha256};
@@ -33,11 +34,19 @@ pub struct Options {
     pub model_name: String,
     /// Fail when the arena would exceed this many bytes.
     pub max_arena_bytes: Option<usize>,
+    /// What the kernels are chosen for: `Goal::Speed` (default), `Goal::Size`, or a flash
+    /// budget in bytes.
+    pub goal: Goal,
 }
 
 impl Options {
     pub fn new(model_name: impl Into<String>) -> Self {
-        Options { model_name: model_name.into(), max_arena_bytes: None }
+        Options { model_name: model_name.into(), max_arena_bytes: None, goal: Goal::default() }
+    }
+    /// Sets the goal (`size`, `speed` or a flash budget).
+    pub fn goal(mut self, goal: Goal) -> Self {
+        self.goal = goal;
+        self
     }
 }
 
@@ -80,7 +89,7 @@ pub fn compile(bytes: &[u8], opts: &Options) -> Result<Compiled> {
         Path::new(name).file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| name.clone()),
         hex
     );
-    let gen = codegen::generate(&g, &p, &header).map_err(|e| e.with_model(name.clone()))?;
+    let gen = codegen::generate_with(&g, &p, &header, opts.goal).map_err(|e| e.with_model(name.clone()))?;
     let weights_bytes = gen.layers.iter().map(|l| l.const_bytes).sum();
     let macs = gen.layers.iter().map(|l| l.macs).sum();
     Ok(Compiled { code: gen.code, arena_bytes: p.arena_bytes, lower_bound_bytes: p.lower_bound, weights_bytes, macs, layers: gen.layers })
@@ -164,4 +173,6 @@ pub const RUNTIME_SOURCES: &[(&str, &str)] = &[
     ("src/q.rs", include_str!("../../runtime-min/src/q.rs")),
     ("src/f.rs", include_str!("../../runtime-min/src/f.rs")),
     ("src/buf.rs", include_str!("../../runtime-min/src/buf.rs")),
+    ("src/mac.rs", include_str!("../../runtime-min/src/mac.rs")),
+    ("src/dw.rs", include_str!("../../runtime-min/src/dw.rs")),
 ];

@@ -59,7 +59,7 @@ pub fn runner(bytes: &[u8], opts: &Options) -> Result<(PathBuf, IoSizes)> {
         h.update(s);
     }
     h.update(include_str!("run.rs"));
-    h.update(format!("{:?}", opts.max_arena_bytes));
+    h.update(format!("{:?} {:?}", opts.max_arena_bytes, opts.goal));
     h.update(bytes);
     // The compiler binary itself (so a rebuilt compiler never reuses stale generated code).
     if let Ok(exe) = std::env::current_exe() {

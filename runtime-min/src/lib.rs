@@ -5,11 +5,16 @@
 //!   build lookup tables, so the device and the compiler cannot disagree.
 //! * [`f`]: `no_std` float functions (`exp`, `tanh`, rounding) for float models.
 //! * [`buf`]: element access over arena bytes or typed arrays, with no `unsafe`.
+//! * [`mac`]: the fast int8 matrix kernels (packed weights; `SMLAD` on Cortex-M4/M7).
+//! * [`dw`]: the fast int8 3x3 depthwise convolution.
 //!
-//! `no_std`, no dependencies, no `unsafe`.
+//! `no_std`, no dependencies; `unsafe` only for the `asm!` blocks of [`mac`] and [`dw`] (each with
+//! its SAFETY argument).
 #![no_std]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod buf;
+pub mod dw;
 pub mod f;
+pub mod mac;
 pub mod q;

@@ -29,6 +29,9 @@ pub struct KernelCtx<'a> {
     /// Run the output positions backwards (window kernels; set by the memory plan when the
     /// output overlaps the input from above).
     pub reverse: bool,
+    /// The kernel strategy chosen for this layer (emitters without that strategy use
+    /// their loop form).
+    pub strategy: kernels::strategy::Strategy,
 }
 
 impl KernelCtx<'_> {
@@ -102,8 +105,13 @@ fn check_io_dtype(g: &Graph, t: TensorId, what: &str) -> Result<()> {
     }
 }
 
-/// Generates the Rust module for a planned graph.
+/// Generates the Rust module for a planned graph with the default goal.
 pub fn generate(g: &Graph, plan: &Plan, header: &str) -> Result<Generated> {
+    generate_with(g, plan, header, kernels::strategy::Goal::default())
+}
+
+/// Generates the Rust module for a planned graph, kernel strategies chosen for `goal`.
+pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strategy::Goal) -> Result<Generated> {
     for &t in &g.inputs {
         check_io_dtype(g, t, "input")?;
     }
@@ -128,7 +136,8 @@ pub fn generate(g: &Graph, plan: &Plan, header: &str) -> Result<Generated> {
             calls.extend(quote!({ #stmts }));
             continue;
         }
-        let ctx = KernelCtx { g, node, prefix: format!("OP{}", node.index), reverse: plan.reverse_at(step) };
+        let strategy = kernels::strategy::preferred(goal);
+        let ctx = KernelCtx { g, node, prefix: format!("OP{}", node.index), reverse: plan.reverse_at(step), strategy };
         let k = kernels::emit(&ctx).map_err(|e| e.with_op(node.index, node.op.name()))?;
         let fn_name = format_ident!("op{}_{}", node.index, node.op.name().to_lowercase());
         // Parameters and arguments.

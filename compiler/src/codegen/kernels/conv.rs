@@ -3,6 +3,8 @@
 //! geometry (TFLite `ComputePaddingHeightWidth`) shared with DEPTHWISE_CONV_2D and the pools.
 
 use super::super::{lit, Kernel, KernelCtx};
+use super::gemm::{self, RowSource, Tile};
+use super::strategy::Strategy;
 use super::{const_f32, const_i32, quantize_multiplier};
 use crate::error::Result;
 use crate::ir::{Act, DType, Op, Padding, Tensor, Window};
@@ -381,6 +383,27 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 })
                 .collect();
             let (amin, amax) = act.range_q(yq.scale(), yq.zp(), -128, 127);
+            if ctx.strategy == Strategy::Packed {
+                let wi8: Vec<i8> = wdata.iter().map(|&v| v as i8).collect();
+                let p = gemm::pack(&wi8, kn, cout, &bias_v, in_off, &mults, out_zp, amin, amax, Tile::C4P2);
+                // A 1x1 window with stride 1 reads each position's channels as one row.
+                let dense = kh == 1 && kw == 1 && g.sh == 1 && g.sw == 1 && !g.partial && g.oh == g.h && g.ow == g.w;
+                let src = if dense {
+                    RowSource::Dense { k: g.c }
+                } else {
+                    RowSource::Im2col { g: [g.h, g.w, g.c, g.oh, g.ow, kh, kw, g.sh, g.sw, g.dh, g.dw, g.pad_h, g.pad_w], zp: -in_off }
+                };
+                let (statics, body, scratch) = gemm::emit(ctx, &p, &src, g.n * g.oh * g.ow, amin, amax);
+                let doc = format!(
+                    "{shape_doc}, int8, {} weights, activation {}, {macs} MACs; packed {} tiles ({}), {} requantization, {scratch} B of stack scratch",
+                    if mults.iter().all(|m| *m == mults[0]) { "per-tensor" } else { "per-channel" },
+                    act.name(),
+                    p.tile.name(),
+                    if dense { "rows read in place" } else { "windows gathered" },
+                    if p.fast { "doubled-accumulator" } else { "exact" }
+                );
+                return Ok(Kernel { statics, body, doc, macs, const_bytes: p.const_bytes() });
+            }
             let (mdecl, mexpr) = requant(&mults);
             let (out_zp, amin, amax, in_off_l) = (lit::i32(out_zp), lit::i32(amin), lit::i32(amax), lit::i32(in_off));
             let f_id = ctx.ident("BF");

@@ -4,8 +4,12 @@
 
 use super::super::{lit, Kernel, KernelCtx};
 use super::conv::{batch_minmax, bias, bias_f32, bias_i32, clamp_f32, conv_mults, f32_bytes, f32_values, geometry, hybrid_helpers, macs, product, requant, requant_bytes};
+use super::gemm::{acc_range, fast_rq};
+use super::strategy::Strategy;
+use super::super::Kernel as K;
 use crate::error::Result;
 use crate::ir::{DType, Op};
+use proc_macro2::TokenStream;
 use quote::quote;
 
 pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
@@ -65,6 +69,11 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 })
                 .collect();
             let (amin, amax) = act.range_q(yq.scale(), yq.zp(), -128, 127);
+            if ctx.strategy == Strategy::Packed {
+                if let Some(k) = emit_fast(ctx, &g, wdata, &bias_v, in_off, &mults, yq.zp(), amin, amax, dm, cout, &shape_doc, macs)? {
+                    return Ok(k);
+                }
+            }
             let (mdecl, mexpr) = requant(&mults);
             let (out_zp, amin, amax, in_off_l) = (lit::i32(out_zp), lit::i32(amin), lit::i32(amax), lit::i32(in_off));
             let f_id = ctx.ident("BF");
@@ -255,4 +264,79 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             "DEPTHWISE_CONV_2D with input {a}, filter {b}, output {c}; supported: int8/int8/int8, float32/float32/float32, float32/int8/float32 (hybrid)"
         ))),
     }
+}
+
+/// The `speed` form of an int8 3x3 depthwise convolution (`microgen_rt::dw::dw3x3`), when
+/// it applies: depth multiplier 1, no dilation, equal strides of 1 or 2, and the doubled-
+/// accumulator requantization exact for every channel. `None` otherwise.
+#[allow(clippy::too_many_arguments)]
+fn emit_fast(
+    ctx: &KernelCtx,
+    g: &super::conv::Geom,
+    wdata: &[u8],
+    bias: &[i32],
+    in_off: i32,
+    mults: &[(i32, i32)],
+    out_zp: i32,
+    lo: i32,
+    hi: i32,
+    dm: usize,
+    cout: usize,
+    shape_doc: &str,
+    macs: u64,
+) -> Result<Option<K>> {
+    if g.kh != 3 || g.kw != 3 || g.dh != 1 || g.dw != 1 || dm != 1 || g.sh != g.sw || !(1..=2).contains(&g.sh) {
+        return Ok(None);
+    }
+    let wv = |r: usize, k: usize, c: usize| wdata[(r * 3 + k) * cout + c] as i8 as i32;
+    let rqs: Option<Vec<[i32; 3]>> = (0..cout)
+        .map(|c| {
+            fast_rq(acc_range(bias[c], (0..9).map(|t| wv(t / 3, t % 3, c) as i8), in_off), mults[c], out_zp, lo, hi)
+        })
+        .collect();
+    let pw = microgen_rt::dw::plane_width(g.w, g.ow, g.sh, g.pad_w);
+    let Some(rqs) = rqs else { return Ok(None) };
+    if 3 * pw * 2 > 4095 || (g.ow / 2) * 4 * g.sh > 4095 || 2 * cout > 4095 {
+        return Ok(None);
+    }
+    let pair = |a: i32, b: i32| ((a as i16 as u16 as u32) | ((b as i16 as u16 as u32) << 16)) as i32;
+    let consts: Vec<TokenStream> = (0..cout)
+        .map(|c| {
+            let sum: i32 = (0..9).map(|t| wv(t / 3, t % 3, c)).sum();
+            let b = bias[c].wrapping_add(in_off.wrapping_mul(sum)).wrapping_mul(2);
+            let [m, k, e] = rqs[c];
+            let v = [
+                pair(2 * wv(0, 0, c), 2 * wv(0, 1, c)),
+                pair(2 * wv(1, 0, c), 2 * wv(1, 1, c)),
+                pair(2 * wv(2, 0, c), 2 * wv(2, 1, c)),
+                pair(2 * wv(0, 2, c), 2 * wv(1, 2, c)),
+                pair(2 * wv(2, 2, c), 0),
+                b,
+                m,
+                k,
+                e,
+            ];
+            lit::i32s(&v)
+        })
+        .collect();
+    let id = ctx.ident("DW");
+    let co = lit::usize(cout);
+    let statics = quote! {
+        /// Per channel: weight pairs of kernel rows 0..3, third column, bias, requantization.
+        static #id: [[i32; 9]; #co] = [#(#consts),*];
+    };
+    let (s_l, pw_l, ow_l) = (lit::usize(g.sh), lit::usize(pw), lit::usize(g.ow));
+    let ring = lit::usize(3 * cout * pw);
+    let geo = [g.n, g.h, g.w, g.oh, g.pad_h, g.pad_w].map(lit::usize);
+    let (zp, lo_l, hi_l) = (lit::i32(-in_off), lit::i32(lo), lit::i32(hi));
+    let rev = ctx.reverse;
+    let body = quote! {
+        let mut ring = [0i16; #ring];
+        ::microgen_rt::dw::dw3x3::<_, _, #s_l, #pw_l, #co, #ow_l>(x0, y0, [#(#geo),*], &#id, #zp, #lo_l, #hi_l, &mut ring, #rev);
+    };
+    let scratch = 6 * cout * pw;
+    let doc = format!(
+        "{shape_doc}, int8, per-channel weights, {macs} MACs; packed 3x3 planes (two outputs per step), doubled-accumulator requantization, {scratch} B of stack scratch"
+    );
+    Ok(Some(K { statics, body, doc, macs, const_bytes: 36 * cout }))
 }

@@ -4,6 +4,8 @@
 //! product with the int8 weights, scaled back to float.
 
 use super::super::{lit, Kernel, KernelCtx};
+use super::gemm::{self, RowSource, Tile};
+use super::strategy::Strategy;
 use super::{const_f32, const_i32, quantize_multiplier};
 use crate::error::Result;
 use crate::ir::{Act, DType, Op};
@@ -74,6 +76,20 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 })
                 .collect();
             let (amin, amax) = act.range_q(yq.scale(), yq.zp(), -128, 127);
+            if ctx.strategy == Strategy::Packed {
+                let wi8: Vec<i8> = wdata[..out_n * depth].iter().map(|&v| v as i8).collect();
+                let tile = if batches == 1 { Tile::C8P1 } else { Tile::C4P2 };
+                let p = gemm::pack(&wi8, depth, out_n, &bias_v, in_offset, &mults, yq.zp(), amin, amax, tile);
+                let (statics, body, scratch) = gemm::emit(ctx, &p, &RowSource::Dense { k: depth }, batches, amin, amax);
+                let doc = format!(
+                    "[{batches} x {depth}] -> [{batches} x {out_n}], int8, {} weights, activation {}, {macs} MACs; packed {} tiles, {} requantization, {scratch} B of stack scratch",
+                    if wq.per_channel() { "per-channel" } else { "per-tensor" },
+                    act.name(),
+                    p.tile.name(),
+                    if p.fast { "doubled-accumulator" } else { "exact" }
+                );
+                return Ok(Kernel { statics, body, doc, macs, const_bytes: p.const_bytes() });
+            }
             let out_zp = lit::i32(yq.zp());
             let (amin_l, amax_l) = (lit::i32(amin), lit::i32(amax));
             let b_id = ctx.ident("B");

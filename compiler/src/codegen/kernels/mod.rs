@@ -14,6 +14,7 @@ pub mod depthwise;
 pub mod elementwise;
 pub mod fc16;
 pub mod fully_connected;
+pub mod gemm;
 pub mod int16;
 pub mod pool;
 pub mod pool16;
@@ -24,6 +25,7 @@ pub mod resize_bilinear;
 pub mod shape;
 pub mod softmax;
 pub mod softmax16;
+pub mod strategy;
 pub mod transpose_conv;
 pub mod unary;
 

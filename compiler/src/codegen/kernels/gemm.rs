@@ -1,0 +1,244 @@
+//! The `speed` strategy of int8 CONV_2D and FULLY_CONNECTED: the layer as a matrix product
+//! run by `microgen_rt::mac` (tiles of output channels x positions, `SMLAD` on Cortex-M4/M7,
+//! portable Rust elsewhere), with the weights packed here at compile time in the order the
+//! inner loop reads them: int16 pairs, sign-extended, doubled when the fast requantization
+//! applies (see the runtime module's docs for the layout and the exactness argument).
+
+use super::super::{lit, KernelCtx};
+use proc_macro2::TokenStream;
+use quote::quote;
+
+/// The output tile of the multiply-accumulate loop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tile {
+    /// 4 output channels x 2 positions (convolutions).
+    C4P2,
+    /// 8 output channels x 1 position (fully connected layers with one batch).
+    C8P1,
+}
+
+impl Tile {
+    pub fn channels(self) -> usize {
+        match self {
+            Tile::C4P2 => 4,
+            Tile::C8P1 => 8,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Tile::C4P2 => "4x2",
+            Tile::C8P1 => "8x1",
+        }
+    }
+}
+
+/// A layer's constants, packed.
+pub struct Packed {
+    /// Pair words per row (a multiple of 4).
+    pub steps: usize,
+    pub tile: Tile,
+    pub w: Vec<u8>,
+    pub bias: Vec<i32>,
+    pub rq: Vec<[i32; 3]>,
+    /// Requantization with the doubled accumulator (`rq_fast`) rather than `rq_exact`.
+    pub fast: bool,
+}
+
+impl Packed {
+    pub fn const_bytes(&self) -> usize {
+        self.w.len() + 4 * self.bias.len() + 12 * self.rq.len()
+    }
+}
+
+/// The exact range `[lo, hi]` of TFLM's accumulator `bias + sum((x + in_off) * w)` over
+/// every int8 input.
+pub fn acc_range(bias: i32, w: impl IntoIterator<Item = i8>, in_off: i32) -> (i64, i64) {
+    let (a, b) = (-128 + in_off as i64, 127 + in_off as i64);
+    w.into_iter().fold((bias as i64, bias as i64), |(lo, hi), v| {
+        let (p, q) = (v as i64 * a, v as i64 * b);
+        (lo + p.min(q), hi + p.max(q))
+    })
+}
+
+/// The constants `(m, k, e)` of the doubled-accumulator requantization
+/// (`microgen_rt::mac::rq_fast`) for a channel whose accumulator lies in `acc` and whose
+/// output is clamped to `lo..=hi`, when it is exact: a channel whose output is the same for
+/// every input (TFLM's requantization is monotonic, so the ends of the range tell) gets
+/// `(0, 2c + 1, 1)`, which computes that value `c`; otherwise a right shift of 1..=31, a
+/// positive multiplier, every accumulator below 2^30 in magnitude and the rounding constant
+/// `2^(e-1) + (zp << e)` with room in 32 bits. `None` otherwise.
+pub fn fast_rq(acc: (i64, i64), mult: (i32, i32), out_zp: i32, lo: i32, hi: i32) -> Option<[i32; 3]> {
+    let (m, shift) = mult;
+    let out = |a: i64| microgen_rt::q::clamp(microgen_rt::q::mbqm(a as i32, m, shift).wrapping_add(out_zp), lo, hi);
+    let fits = acc.0 >= i32::MIN as i64 && acc.1 <= i32::MAX as i64;
+    if fits && out(acc.0) == out(acc.1) {
+        let c = out(acc.0);
+        return Some([0, 2 * c + 1, 1]);
+    }
+    let e = -shift as i64;
+    let bound = acc.0.abs().max(acc.1.abs());
+    if m <= 0 || !(1..=31).contains(&e) || bound >= 1 << 30 {
+        return None;
+    }
+    // |SaturatingRoundingDoublingHighMul(acc, m)| at most.
+    let vmax = (bound * m as i64 + (1 << 30)) >> 31;
+    let kk = (1i64 << (e - 1)) + ((out_zp as i64) << e);
+    if vmax + kk.abs() + 2 < 1 << 31 {
+        Some([m, kk as i32, e as i32])
+    } else {
+        None
+    }
+}
+
+/// Pair words per row of `k` values.
+pub fn steps_for(k: usize) -> usize {
+    (k.div_ceil(4) * 2).div_ceil(4) * 4
+}
+
+/// Packs a layer: `w` holds `cout` rows of `k` int8 weights (`[oc][k]`), `bias` the int32
+/// bias, `in_off` TFLM's input offset (minus the input zero point), `mults` the per-channel
+/// (multiplier, shift), `out_zp` the output zero point.
+#[allow(clippy::too_many_arguments)]
+pub fn pack(w: &[i8], k: usize, cout: usize, bias: &[i32], in_off: i32, mults: &[(i32, i32)], out_zp: i32, lo: i32, hi: i32, tile: Tile) -> Packed {
+    let steps = steps_for(k);
+    let fast_rqs: Option<Vec<[i32; 3]>> = (0..cout)
+        .map(|o| {
+            fast_rq(acc_range(bias[o], w[o * k..(o + 1) * k].iter().copied(), in_off), mults[o], out_zp, lo, hi)
+        })
+        .collect();
+    let fast = fast_rqs.is_some();
+    let scale: i32 = if fast { 2 } else { 1 };
+    let tc = tile.channels();
+    let tiles = cout.div_ceil(tc);
+    let mut words: Vec<u8> = Vec::with_capacity(tiles * steps * tc * 4);
+    let get = |o: usize, i: usize| -> i16 { if o < cout && i < k { (w[o * k + i] as i32 * scale) as i16 } else { 0 } };
+    for t in 0..tiles {
+        for s in 0..steps {
+            // Step 2j pairs inputs (4j, 4j+2); step 2j+1 pairs (4j+1, 4j+3).
+            let (j, odd) = (s / 2, s % 2);
+            let (i0, i1) = (4 * j + odd, 4 * j + odd + 2);
+            for c in 0..tc {
+                let o = t * tc + c;
+                let v = (get(o, i0) as u16 as u32) | ((get(o, i1) as u16 as u32) << 16);
+                words.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+    let bias_p: Vec<i32> = (0..tiles * tc)
+        .map(|o| {
+            if o >= cout {
+                return 0;
+            }
+            let s: i32 = w[o * k..(o + 1) * k].iter().fold(0i32, |a, &v| a.wrapping_add(v as i32));
+            bias[o].wrapping_add(in_off.wrapping_mul(s)).wrapping_mul(scale)
+        })
+        .collect();
+    let rq = fast_rqs.unwrap_or_else(|| mults.iter().map(|&(m, shift)| [m, shift, out_zp]).collect());
+    Packed { steps, tile, w: words, bias: bias_p, rq, fast }
+}
+
+/// How the rows of the matrix product are read.
+pub enum RowSource {
+    /// Row `p` is `x[p * k..(p + 1) * k]`.
+    Dense { k: usize },
+    /// Convolution windows: `[h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, pad_h, pad_w]`, taps
+    /// outside the input read as the input zero point.
+    Im2col { g: [usize; 13], zp: i32 },
+}
+
+/// The statics and the body of a kernel running `p` over `npos` rows read from `x0` into
+/// `y0`, and the bytes of stack scratch it uses.
+pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, hi: i32) -> (TokenStream, TokenStream, usize) {
+    let (w_id, b_id, r_id) = (ctx.ident("WP"), ctx.ident("BP"), ctx.ident("RQ"));
+    let wlen = lit::usize(p.w.len());
+    let wbytes = lit::bytes(&p.w);
+    let nb = lit::usize(p.bias.len());
+    let bias = lit::i32s(&p.bias);
+    let nr = lit::usize(p.rq.len());
+    let rqs = p.rq.iter().map(|r| lit::i32s(r));
+    let statics = quote! {
+        /// Weights packed for `microgen_rt::mac`: int16 pairs, tile by tile.
+        static #w_id: ::microgen_rt::mac::Align4<[u8; #wlen]> = ::microgen_rt::mac::Align4(#wbytes);
+        /// Accumulator start per channel: bias with the input offset folded in.
+        static #b_id: [i32; #nb] = #bias;
+        /// Requantization per channel.
+        static #r_id: [[i32; 3]; #nr] = [#(#rqs),*];
+    };
+    let (steps, cout) = (lit::usize(p.steps), lit::usize(p.rq.len()));
+    let (lo_l, hi_l, npos_l) = (lit::i32(lo), lit::i32(hi), lit::usize(npos));
+    let rev = ctx.reverse;
+    let fast = p.fast;
+    let (func, xs_words) = match p.tile {
+        Tile::C4P2 => (quote!(::microgen_rt::mac::gemm_4x2), 2 * p.steps + 2),
+        Tile::C8P1 => (quote!(::microgen_rt::mac::gemm_8x1), p.steps),
+    };
+    let xs_l = lit::usize(xs_words);
+    let mut scratch = 4 * xs_words;
+    let (rows_decl, rows) = match src {
+        RowSource::Dense { k } => {
+            let k = lit::usize(*k);
+            (quote!(), quote!(::microgen_rt::mac::Dense { x: x0, k: #k }))
+        }
+        RowSource::Im2col { g, zp } => {
+            let kn = g[2] * g[5] * g[6];
+            scratch += kn;
+            let kn = lit::usize(kn);
+            let gl = g.iter().map(|&v| lit::usize(v));
+            let zp = lit::i32(*zp);
+            (
+                quote!(let mut buf = [0i8; #kn];),
+                quote!(::microgen_rt::mac::Im2col { x: x0, g: [#(#gl),*], zp: #zp, buf: &mut buf }),
+            )
+        }
+    };
+    let body = quote! {
+        let l = ::microgen_rt::mac::Gemm { steps: #steps, cout: #cout, w: &#w_id.0, bias: &#b_id, rq: &#r_id, lo: #lo_l, hi: #hi_l };
+        let mut xs = [0u32; #xs_l];
+        #rows_decl
+        #func::<_, _, #fast>(&l, &mut #rows, #npos_l, y0, #rev, &mut xs);
+    };
+    (statics, body, scratch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codegen::kernels::quantize_multiplier;
+
+    /// `rq_fast` with the constants of `fast_rq` gives TFLM's result for every accumulator
+    /// inside the range, including channels found constant.
+    #[test]
+    fn fast_rq_is_exact() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut consts_seen, mut fast_seen) = (0, 0);
+        for i in 0..4000 {
+            let real = f64::powi(2.0, -((next() % 34) as i32)) * (0.5 + (next() % 1000) as f64 / 1000.0);
+            let mult = if next() % 20 == 0 { (0, 0) } else { quantize_multiplier(real) };
+            let zp = (next() % 256) as i32 - 128;
+            let in_off = (next() % 256) as i32 - 127;
+            let bias = if i % 4 == 0 { (next() % (1 << 31)) as i32 } else { (next() % 200_001) as i32 - 100_000 };
+            let n = 1 + (next() % 200) as usize;
+            let w: Vec<i8> = (0..n).map(|_| (next() % 255) as i8).collect();
+            let (lo, hi) = if i % 3 == 0 { (zp.max(-128), 127) } else { (-128, 127) };
+            let acc = acc_range(bias, w.iter().copied(), in_off);
+            let Some(r) = fast_rq(acc, mult, zp, lo, hi) else { continue };
+            if r[0] == 0 {
+                consts_seen += 1;
+            } else {
+                fast_seen += 1;
+            }
+            for _ in 0..50 {
+                let a = (acc.0 + (next() % ((acc.1 - acc.0) as u64 + 1)) as i64) as i32;
+                let want = microgen_rt::q::clamp(microgen_rt::q::mbqm(a, mult.0, mult.1).wrapping_add(zp), lo, hi) as i8;
+                assert_eq!(microgen_rt::mac::rq_fast(a.wrapping_mul(2), &r, lo, hi), want, "acc {a} mult {mult:?} zp {zp} consts {r:?}");
+            }
+        }
+        assert!(consts_seen > 10 && fast_seen > 100, "{consts_seen} {fast_seen}");
+    }
+}

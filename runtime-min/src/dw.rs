@@ -1,0 +1,382 @@
+//! Fast int8 3x3 depthwise convolution (the `speed` strategy), bit-exact with TFLM.
+//!
+//! Per output row, the input rows its windows need are gathered (each input row once, into
+//! a ring of 3 slots) as int16 channel planes, `ring[c][slot][col]`, with the input zero
+//! point around the input (so no window is ever clipped: a tap on the zero point adds
+//! nothing once the input offset is folded into the bias). Then every channel of the
+//! output row is computed from its plane, two outputs per step: the pairs of horizontally
+//! adjacent inputs are 32-bit loads (any alignment) multiplied by pairs of weights with
+//! `SMLAD`, the third column with `SMLABB`/`SMLATB`/... All reads of an output row's
+//! input rows happen before any of its writes, so an output overlapping its input (as the
+//! memory plan allows for the one-position-at-a-time order) is safe, forwards and
+//! backwards.
+//!
+//! Per channel, nine words the compiler computes: `[w01_0, w01_1, w01_2, w2_01, w2_2,
+//! bias, m, k, e]`: the pairs `(w[r][0], w[r][1])` of kernel rows `r`, the third column
+//! `(w[0][2], w[1][2])` and `w[2][2]` (all doubled), the accumulator start (bias with the
+//! input offset folded in, doubled) and the `rq_fast` constants (see `mac`).
+
+use crate::mac::{Byte, Out8};
+
+/// Columns of a plane row for an output row of `ow` positions with stride `s` and `pad_w`
+/// padding columns before the input's `w`.
+pub const fn plane_width(w: usize, ow: usize, s: usize, pad_w: usize) -> usize {
+    // Pairs read columns up to 2s*(pairs-1) + 2s + 1 (stride 1: +3; stride 2: +5); a last
+    // single output at ox reads up to ox*s + 2 + 1.
+    let pairs = ow / 2;
+    let mut need = pad_w + w;
+    if pairs > 0 {
+        let last = 2 * s * (pairs - 1) + if s == 1 { 3 } else { 5 };
+        if last + 1 > need {
+            need = last + 1;
+        }
+    }
+    if ow % 2 == 1 {
+        let last = (ow - 1) * s + 3;
+        if last + 1 > need {
+            need = last + 1;
+        }
+    }
+    need
+}
+
+#[inline(always)]
+fn pair(p: &[i16], i: usize) -> u32 {
+    (p[i] as u16 as u32) | ((p[i + 1] as u16 as u32) << 16)
+}
+
+#[inline(always)]
+fn lo(v: u32) -> i32 {
+    v as i16 as i32
+}
+
+#[inline(always)]
+fn hi(v: u32) -> i32 {
+    (v >> 16) as i16 as i32
+}
+
+/// One output row, every channel, in plain Rust (the same arithmetic as the `asm!`).
+#[allow(clippy::too_many_arguments)]
+fn row_portable<Y: Out8, const S: usize>(ring: &[i16], pw: usize, c_n: usize, ow: usize, consts: &[[i32; 9]], rot: usize, y: &mut Y, ybase: usize, lo_hi: (i32, i32)) {
+    for c in 0..c_n {
+        let k = &consts[c];
+        let plane = &ring[c * 3 * pw..(c + 1) * 3 * pw];
+        let w01 = [k[0] as u32, k[1] as u32, k[2] as u32];
+        let w2 = [lo(k[3] as u32), hi(k[3] as u32), lo(k[4] as u32)];
+        for ox in 0..ow {
+            let mut acc = k[5];
+            for r in 0..3 {
+                let row = &plane[((rot + r) % 3) * pw..];
+                let col = ox * S;
+                acc = crate::mac::smlad(acc, pair(row, col), w01[r]);
+                acc = acc.wrapping_add((row[col + 2] as i32) * w2[r]);
+            }
+            let v = crate::mac::rq_fast(acc, &[k[6], k[7], k[8]], lo_hi.0, lo_hi.1);
+            y.put(ybase + ox * c_n + c, v);
+        }
+    }
+}
+
+/// 3x3 depthwise convolution, depth multiplier 1, dilation 1, stride `S` (1 or 2) in both
+/// directions, `C` channels, `OW` output columns, planes of `PW` columns. `g` is
+/// `[n, h, w, oh, pad_h, pad_w]`. `ring` is scratch of `3 * C * PW` int16 values; `zp` the
+/// input zero point; `lo..=hi` the output range. With `rev` the output rows (and batches)
+/// run backwards.
+#[allow(clippy::too_many_arguments)]
+pub fn dw3x3<B: Byte, Y: Out8, const S: usize, const PW: usize, const C: usize, const OW: usize>(
+    x: &[B],
+    mut y: Y,
+    g: [usize; 6],
+    consts: &[[i32; 9]],
+    zp: i8,
+    lo: i32,
+    hi: i32,
+    ring: &mut [i16],
+    rev: bool,
+) {
+    let [n, h, w, oh, pad_h, pad_w] = g;
+    assert!((S == 1 || S == 2) && C > 0 && OW > 0);
+    assert!(PW >= plane_width(w, OW, S, pad_w) && consts.len() >= C);
+    let ring = &mut ring[..3 * C * PW];
+    let x = &x[..n * h * w * C];
+    for bi in 0..n {
+        let b = if rev { n - 1 - bi } else { bi };
+        // The padding columns (and everything else) start at the zero point.
+        ring.fill(zp as i16);
+        // Input row held by each slot (`isize::MIN`: none yet).
+        let mut held = [isize::MIN; 3];
+        for oi in 0..oh {
+            let oy = if rev { oh - 1 - oi } else { oi };
+            let iy0 = (oy * S) as isize - pad_h as isize;
+            for r in 0..3 {
+                let iy = iy0 + r as isize;
+                let slot = iy.rem_euclid(3) as usize;
+                if held[slot] == iy {
+                    continue;
+                }
+                held[slot] = iy;
+                if iy < 0 || iy as usize >= h {
+                    for c in 0..C {
+                        let base = (c * 3 + slot) * PW + pad_w;
+                        ring[base..base + w].fill(zp as i16);
+                    }
+                } else {
+                    let row = (b * h + iy as usize) * w;
+                    gather::<B, C, PW>(&x[row * C..(row + w) * C], ring, w, slot, pad_w);
+                }
+            }
+            let rot = iy0.rem_euclid(3) as usize;
+            let ybase = ((b * oh + oy) * OW) * C;
+            #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+            if lo == -128 && hi == 127 {
+                let yp = y.span(ybase, OW * C);
+                match rot {
+                    0 => asm_row::<S, PW, C, OW, 0>(ring, consts, yp),
+                    1 => asm_row::<S, PW, C, OW, 1>(ring, consts, yp),
+                    _ => asm_row::<S, PW, C, OW, 2>(ring, consts, yp),
+                }
+                continue;
+            }
+            row_portable::<Y, S>(ring, PW, C, OW, consts, rot, &mut y, ybase, (lo, hi));
+        }
+    }
+}
+
+/// Copies one input row (`w` pixels of `C` channels) into column `pad_w..` of `slot` of
+/// every channel's plane.
+#[inline(never)]
+fn gather<B: Byte, const C: usize, const PW: usize>(src: &[B], ring: &mut [i16], w: usize, slot: usize, pad_w: usize) {
+    let src = &src[..w * C];
+    let ring = &mut ring[..3 * C * PW];
+    assert!(pad_w + w <= PW);
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    if C % 4 == 0 && 2 * C <= 4095 && 3 * (3 * PW * 2) <= 4095 && w >= 2 {
+        let sp = src.as_ptr() as *const u8;
+        let dp = ring[slot * PW + pad_w..].as_mut_ptr();
+        gather_asm::<C, PW>(sp, dp, w / 2, w % 2);
+        done = w;
+    }
+    if done == w {
+        return;
+    }
+    for c in 0..C {
+        let base = (c * 3 + slot) * PW + pad_w;
+        let dst = &mut ring[base + done..base + w];
+        for (d, px) in dst.iter_mut().zip(src[done * C + c..].iter().step_by(C)) {
+            *d = px.byte() as i8 as i16;
+        }
+    }
+}
+
+/// `2 * pairs + odd` pixels of a row into the planes, two pixels of four channels per
+/// step: `LDR`, `SXTB16`, `PKHBT`/`PKHTB` give each channel's pair of pixels as one word.
+/// `dp` is the slot's first column of channel 0.
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+#[allow(unsafe_code)]
+#[inline(never)]
+fn gather_asm<const C: usize, const PW: usize>(sp: *const u8, dp: *mut i16, pairs: usize, odd: usize) {
+    // SAFETY: the caller checked `src` holds `2 * pairs + odd` pixels of `C` channels at `sp`
+    // and that `dp` + the `C` channels' planes (stride `3 * PW` int16) + those columns
+    // stay inside the ring (`pad_w + w <= PW`). Unaligned word accesses are allowed on
+    // Cortex-M4/M7 for LDR/STR.
+    unsafe {
+        core::arch::asm!(
+            "str r3, [sp, #-8]!",
+            "mov r8, {groups}",
+            "3:",
+            "mov r9, r0",
+            "mov r10, r1",
+            "mov r11, r2",
+            "2:",
+            "ldr r3, [r9]",
+            "ldr r4, [r9, #{c}]",
+            "add r9, r9, #{c2}",
+            "sxtb16 r5, r3",
+            "sxtb16 r12, r4",
+            "pkhbt lr, r5, r12, lsl #16",
+            "str lr, [r10]",
+            "pkhtb lr, r12, r5, asr #16",
+            "str lr, [r10, #{ps2}]",
+            "sxtb16 r5, r3, ror #8",
+            "sxtb16 r12, r4, ror #8",
+            "pkhbt lr, r5, r12, lsl #16",
+            "str lr, [r10, #{ps}]",
+            "pkhtb lr, r12, r5, asr #16",
+            "str lr, [r10, #{ps3}]",
+            "add r10, r10, #4",
+            "subs r11, r11, #1",
+            "bne 2b",
+            "ldr r3, [sp]",
+            "cbz r3, 5f",
+            "ldr r3, [r9]",
+            "sxtb16 r5, r3",
+            "sxtb16 r12, r3, ror #8",
+            "strh r5, [r10]",
+            "strh r12, [r10, #{ps}]",
+            "lsr r5, r5, #16",
+            "lsr r12, r12, #16",
+            "strh r5, [r10, #{ps2}]",
+            "strh r12, [r10, #{ps3}]",
+            "5:",
+            "add r0, r0, #4",
+            "add r1, r1, #{ps4}",
+            "subs r8, r8, #1",
+            "bne 3b",
+            "add sp, sp, #8",
+            groups = const C / 4,
+            c = const C,
+            c2 = const 2 * C,
+            ps = const 3 * PW * 2,
+            ps2 = const 2 * 3 * PW * 2,
+            ps3 = const 3 * 3 * PW * 2,
+            ps4 = const 4 * 3 * PW * 2,
+            inout("r0") sp => _, inout("r1") dp => _, inout("r2") pairs => _, inout("r3") odd => _, out("r4") _, out("r5") _, out("r8") _, out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
+        );
+    }
+}
+
+/// One output row, every channel, in one `asm!` block (see the module docs); kernel row
+/// `r` is in slot `(R + r) % 3`. `yp` addresses the row's `OW * C` outputs.
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+#[allow(unsafe_code)]
+#[inline(never)]
+fn asm_row<const S: usize, const PW: usize, const C: usize, const OW: usize, const R: usize>(ring: &[i16], consts: &[[i32; 9]], yp: *mut u8) {
+    assert!(ring.len() >= 3 * C * PW && consts.len() >= C && PW >= plane_width(0, OW, S, 0));
+    assert!(3 * PW * 2 <= 4095 && (OW / 2) * 4 * S <= 4095 && 2 * C <= 4095);
+    // SAFETY: reads `consts` (9 words per channel, C channels) and the planes (`3 * PW`
+    // int16 per channel; every offset is inside a channel's planes because `PW` covers
+    // the columns read, checked above); writes `OW * C` bytes at `yp`, which the caller
+    // obtained from `Out8::span`. Uses the stack below `sp` (its frame, and r6/r7, which
+    // Rust reserves, saved and restored).
+    unsafe {
+        core::arch::asm!(
+            "push {{r6, r7}}",
+            "sub sp, sp, #20",
+            "stm sp, {{r0, r1, r2, r3}}",
+            // Frame: 0 consts, 4 plane of the channel, 8 outputs of the channel,
+            // 12 channels left, 16 end of the pairs.
+            "4:",
+            "ldr r12, [sp]",
+            "ldm r12!, {{r0, r1, r2, r3, r4, r5, r6, r7, r8}}",
+            "str r12, [sp]",
+            "ldr r11, [sp, #4]",
+            "add r12, r11, #{cs}",
+            "str r12, [sp, #4]",
+            "ldr lr, [sp, #8]",
+            "add r12, lr, #1",
+            "str r12, [sp, #8]",
+            ".if {pairs} > 0",
+            "add r12, r11, #{pend}",
+            "str r12, [sp, #16]",
+            "2:",
+            ".if {s} == 1",
+            // kernel row 0 (accumulators start at the bias, r5)
+            "ldr r12, [r11, #{o0}]",
+            "smlad r9, r12, r0, r5",
+            "ldr r12, [r11, #({o0} + 2)]",
+            "smlad r10, r12, r0, r5",
+            "ldr r12, [r11, #({o0} + 4)]",
+            "smlabb r9, r12, r3, r9",
+            "smlatb r10, r12, r3, r10",
+            // kernel row 1
+            "ldr r12, [r11, #{o1}]",
+            "smlad r9, r12, r1, r9",
+            "ldr r12, [r11, #({o1} + 2)]",
+            "smlad r10, r12, r1, r10",
+            "ldr r12, [r11, #({o1} + 4)]",
+            "smlabt r9, r12, r3, r9",
+            "smlatt r10, r12, r3, r10",
+            // kernel row 2
+            "ldr r12, [r11, #{o2}]",
+            "smlad r9, r12, r2, r9",
+            "ldr r12, [r11, #({o2} + 2)]",
+            "smlad r10, r12, r2, r10",
+            "ldr r12, [r11, #({o2} + 4)]",
+            "smlabb r9, r12, r4, r9",
+            "smlatb r10, r12, r4, r10",
+            ".else",
+            "ldr r12, [r11, #{o0}]",
+            "smlad r9, r12, r0, r5",
+            "ldr r12, [r11, #({o0} + 4)]",
+            "smlad r10, r12, r0, r5",
+            "smlabb r9, r12, r3, r9",
+            "ldr r12, [r11, #({o0} + 8)]",
+            "smlabb r10, r12, r3, r10",
+            "ldr r12, [r11, #{o1}]",
+            "smlad r9, r12, r1, r9",
+            "ldr r12, [r11, #({o1} + 4)]",
+            "smlad r10, r12, r1, r10",
+            "smlabt r9, r12, r3, r9",
+            "ldr r12, [r11, #({o1} + 8)]",
+            "smlabt r10, r12, r3, r10",
+            "ldr r12, [r11, #{o2}]",
+            "smlad r9, r12, r2, r9",
+            "ldr r12, [r11, #({o2} + 4)]",
+            "smlad r10, r12, r2, r10",
+            "smlabb r9, r12, r4, r9",
+            "ldr r12, [r11, #({o2} + 8)]",
+            "smlabb r10, r12, r4, r10",
+            ".endif",
+            // rq_fast: r6 = m, r7 = k, r8 = e
+            "add r12, r7, r9, asr #31",
+            "smmlar r9, r9, r6, r12",
+            "asr r9, r9, r8",
+            "ssat r9, #8, r9",
+            "add r12, r7, r10, asr #31",
+            "smmlar r10, r10, r6, r12",
+            "asr r10, r10, r8",
+            "ssat r10, #8, r10",
+            "strb r9, [lr]",
+            "strb r10, [lr, #{c}]",
+            "add lr, lr, #{c2}",
+            "add r11, r11, #{step}",
+            "ldr r12, [sp, #16]",
+            "cmp r11, r12",
+            "bne 2b",
+            ".endif",
+            ".if {single}",
+            "ldr r12, [r11, #{o0}]",
+            "smlad r9, r12, r0, r5",
+            "ldr r12, [r11, #({o0} + 4)]",
+            "smlabb r9, r12, r3, r9",
+            "ldr r12, [r11, #{o1}]",
+            "smlad r9, r12, r1, r9",
+            "ldr r12, [r11, #({o1} + 4)]",
+            "smlabt r9, r12, r3, r9",
+            "ldr r12, [r11, #{o2}]",
+            "smlad r9, r12, r2, r9",
+            "ldr r12, [r11, #({o2} + 4)]",
+            "smlabb r9, r12, r4, r9",
+            "add r12, r7, r9, asr #31",
+            "smmlar r9, r9, r6, r12",
+            "asr r9, r9, r8",
+            "ssat r9, #8, r9",
+            "strb r9, [lr]",
+            ".endif",
+            "ldr r12, [sp, #12]",
+            "subs r12, r12, #1",
+            "str r12, [sp, #12]",
+            "bne 4b",
+            "add sp, sp, #20",
+            "pop {{r6, r7}}",
+            s = const S,
+            cs = const 3 * PW * 2,
+            pairs = const OW / 2,
+            pend = const (OW / 2) * 4 * S,
+            single = const OW % 2,
+            o0 = const (R % 3) * PW * 2,
+            o1 = const ((R + 1) % 3) * PW * 2,
+            o2 = const ((R + 2) % 3) * PW * 2,
+            c = const C,
+            c2 = const 2 * C,
+            step = const 4 * S,
+            inout("r0") consts.as_ptr() => _,
+            inout("r1") ring.as_ptr() => _,
+            inout("r2") yp => _,
+            inout("r3") C => _,
+            out("r4") _, out("r5") _, out("r8") _, out("r9") _, out("r10") _, out("r11") _, out("r12") _, out("lr") _,
+        );
+    }
+}
