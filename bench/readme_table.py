@@ -14,6 +14,7 @@ import sys
 
 TORDER = {"m4": 0, "m0": 1, "rv32": 2}
 SORDER = {"microgen": 0, "microflow": 1, "tflm": 2}
+BOARD_BYTES = {"m4": (512 << 10, 192 << 10), "m0": (256 << 10, 32 << 10), "rv32": (4 << 20, 400 << 10)}  # as in row.jq
 BOARDS = {"m4": "Wio Terminal (512K/192K)", "m0": "Seeeduino XIAO (256K/32K)", "rv32": "ESP32-C3 (4M/400K)"}
 
 
@@ -69,7 +70,7 @@ HEAD = ["model", "target", "system", ".text", ".rodata", "static RAM", "arena", 
 def cells(r, rat):
     return [r["model"], r["target"], sysname(r), fmt(r.get("text_bytes")), fmt(r.get("rodata_bytes")),
             fmt(r.get("static_ram_bytes")), fmt(r.get("arena_bytes")), fmt(r.get("stack_bytes")),
-            fmt(r.get("instructions")), fmt(r.get("macs")), fmt(r.get("instr_per_mac")), *rat]
+            fmt(r.get("instructions")), fmt(r.get("macs")), fmt(None if r.get("instr_per_mac") is None else float(r["instr_per_mac"])), *rat]
 
 
 def note(r):
@@ -92,15 +93,48 @@ def text(rows):
         print("  ".join(str(c).rjust(w[i]) if i >= 3 else str(c).ljust(w[i]) for i, c in enumerate(row[:len(HEAD)])) + "  " + row[-1])
 
 
+TNAME = {"m4": "Cortex-M4F (`thumbv7em-none-eabihf`, QEMU `mps2-an386`)",
+         "m0": "Cortex-M0 (`thumbv6m-none-eabi`, QEMU `microbit`; `mps2-an385` when the model needs more than its 16K RAM)",
+         "rv32": "RV32IMC (`riscv32imc-unknown-none-elf`, QEMU `virt`)"}
+
+
+def geomean(xs):
+    import math
+    xs = [x for x in xs if x]
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs else None
+
+
 def markdown(rows):
     p = print
-    p("| model | target | system | code `.text` | consts `.rodata` | static RAM | arena | stack | instructions | MACs | instr/MAC | flash ours/peer | RAM ours/peer | instr ours/peer | notes |")
-    p("|---|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
-    for r, rat in rows_with_ratios(rows):
-        c = cells(r, rat)
-        if r["system"] == "microgen":
-            c[2] = "**microgen**"
-        p("| " + " | ".join(c + [note(r).replace("|", "/")]) + " |")
+    allr = rows_with_ratios(rows)
+    for t in sorted({r["target"] for r in rows}, key=lambda t: TORDER.get(t, 9)):
+        p(f"**{TNAME.get(t, t)}**")
+        p()
+        p("| model | system | code `.text` | consts `.rodata` | static RAM | arena | stack | instructions | MACs | instr/MAC | flash ours/peer | RAM ours/peer | instr ours/peer | notes |")
+        p("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+        for r, rat in allr:
+            if r["target"] != t:
+                continue
+            c = cells(r, rat)
+            del c[1]
+            if r["system"] == "microgen":
+                c[1] = "**microgen**"
+            n = note(r)
+            if t == "m0" and r.get("qemu_machine") == "mps2-an385":
+                n = (n + "; " if n else "") + "on mps2-an385"
+            p("| " + " | ".join(c + [n.replace("|", "/")]) + " |")
+        # geometric means of the ratios, per peer, over the models both ran
+        peers = sorted({sysname(r) for r, _ in allr if r["target"] == t and r["system"] != "microgen"})
+        lines = []
+        for peer in peers:
+            rs = [rat for r, rat in allr if r["target"] == t and sysname(r) == peer and rat[0] not in ("", "-")]
+            if rs:
+                g = [geomean([float(x[i]) for x in rs if x[i] not in ("", "-")]) for i in range(3)]
+                lines.append(f"{peer} ({len(rs)} models): flash {g[0]:.2f}, RAM {g[1]:.2f}, instructions {g[2]:.2f}")
+        if lines:
+            p()
+            p("Geometric means of ours/peer: " + "; ".join(lines) + ".")
+        p()
     # board fit
     models = sorted({r["model"] for r in rows if r["system"] in ("microgen", "microflow")})
     cols = [(t, s) for s in ("microgen", "microflow") for t in ("m4", "m0", "rv32")
@@ -109,7 +143,8 @@ def markdown(rows):
         return
     by = {(r["model"], r["target"], r["system"]): r for r in rows}
     p()
-    p("Board fit (whole firmware image: flash = `.text` + `.rodata` + `.data`, RAM = `.data` + `.bss` + measured stack peak; KB = 1024 B):")
+    p("Board fit: the whole firmware image (harness included) against the board's memory; flash = `.text` + `.rodata` + `.data`,")
+    p("RAM = `.data` + `.bss` + the measured stack peak of the run; K = 1024 B:")
     p()
     p("| model | " + " | ".join(f"{s} {t}: {BOARDS[t]}" for t, s in cols) + " |")
     p("|---|" + "---|" * len(cols))
@@ -120,10 +155,12 @@ def markdown(rows):
             if r is None:
                 cs.append("")
             elif r.get("fits_board") is None:
-                cs.append("n/a")
+                cs.append("(does not compile)")
             else:
-                cs.append(("yes" if r["fits_board"] else "**no**")
-                          + f" ({r['image_flash_bytes'] / 1024:.0f}K / {r['image_ram_bytes'] / 1024:.1f}K)")
+                b = BOARD_BYTES[t]
+                why = [w for w, over in (("flash", r["image_flash_bytes"] > b[0]), ("RAM", r["image_ram_bytes"] > b[1])) if over]
+                cs.append(("yes" if r["fits_board"] else f"**no** ({' + '.join(why)})")
+                          + f": {r['image_flash_bytes'] / 1024:.0f}K / {r['image_ram_bytes'] / 1024:.1f}K")
         p(f"| {m} | " + " | ".join(cs) + " |")
 
 
