@@ -79,8 +79,8 @@ fn row_portable<Y: Out8, const S: usize>(ring: &[i16], pw: usize, c_n: usize, ow
 
 /// 3x3 depthwise convolution, depth multiplier 1, dilation 1, stride `S` (1 or 2) in both
 /// directions, `C` channels, `OW` output columns, planes of `PW` columns. `g` is
-/// `[n, h, w, oh, pad_h, pad_w]`. `ring` is scratch of `3 * C * PW` int16 values; `zp` the
-/// input zero point; `lo..=hi` the output range. With `rev` the output rows (and batches)
+/// `[n, h, w, oh, pad_h, pad_w]`. `ring` is scratch of `3 * C * PW` int16 values, all the
+/// input zero point `zp` on entry; `lo..=hi` the output range. With `rev` the output rows (and batches)
 /// run backwards.
 #[allow(clippy::too_many_arguments)]
 pub fn dw3x3<B: Byte, Y: Out8, const S: usize, const PW: usize, const C: usize, const OW: usize>(
@@ -101,10 +101,13 @@ pub fn dw3x3<B: Byte, Y: Out8, const S: usize, const PW: usize, const C: usize, 
     let x = &x[..n * h * w * C];
     for bi in 0..n {
         let b = if rev { n - 1 - bi } else { bi };
-        // The padding columns (and everything else) start at the zero point.
-        ring.fill(zp as i16);
-        // Input row held by each slot (`isize::MIN`: none yet).
+        if bi > 0 {
+            ring.fill(zp as i16);
+        }
+        // Input row held by each slot (`isize::MIN`: none yet), and whether the slot is
+        // all zero point (the ring starts so).
         let mut held = [isize::MIN; 3];
+        let mut clean = [true; 3];
         for oi in 0..oh {
             let oy = if rev { oh - 1 - oi } else { oi };
             let iy0 = (oy * S) as isize - pad_h as isize;
@@ -116,13 +119,17 @@ pub fn dw3x3<B: Byte, Y: Out8, const S: usize, const PW: usize, const C: usize, 
                 }
                 held[slot] = iy;
                 if iy < 0 || iy as usize >= h {
-                    for c in 0..C {
-                        let base = (c * 3 + slot) * PW + pad_w;
-                        ring[base..base + w].fill(zp as i16);
+                    if !clean[slot] {
+                        for c in 0..C {
+                            let base = (c * 3 + slot) * PW + pad_w;
+                            ring[base..base + w].fill(zp as i16);
+                        }
+                        clean[slot] = true;
                     }
                 } else {
                     let row = (b * h + iy as usize) * w;
                     gather::<B, C, PW>(&x[row * C..(row + w) * C], ring, w, slot, pad_w);
+                    clean[slot] = false;
                 }
             }
             let rot = iy0.rem_euclid(3) as usize;
@@ -237,6 +244,73 @@ fn gather_asm<const C: usize, const PW: usize>(sp: *const u8, dp: *mut i16, pair
     }
 }
 
+/// One step of two outputs of one channel (see `asm_row`).
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+macro_rules! dw_pair {
+    () => {
+        concat!(
+            ".if {s} == 1\n",
+            "ldr r12, [r11, #{o0}]\n",
+            "smlad r9, r12, r0, r5\n",
+            "ldr r12, [r11, #({o0} + 2)]\n",
+            "smlad r10, r12, r0, r5\n",
+            "ldr r12, [r11, #({o0} + 4)]\n",
+            "smlabb r9, r12, r3, r9\n",
+            "smlatb r10, r12, r3, r10\n",
+            "ldr r12, [r11, #{o1}]\n",
+            "smlad r9, r12, r1, r9\n",
+            "ldr r12, [r11, #({o1} + 2)]\n",
+            "smlad r10, r12, r1, r10\n",
+            "ldr r12, [r11, #({o1} + 4)]\n",
+            "smlabt r9, r12, r3, r9\n",
+            "smlatt r10, r12, r3, r10\n",
+            "ldr r12, [r11, #{o2}]\n",
+            "smlad r9, r12, r2, r9\n",
+            "ldr r12, [r11, #({o2} + 2)]\n",
+            "smlad r10, r12, r2, r10\n",
+            "ldr r12, [r11, #({o2} + 4)]\n",
+            "smlabb r9, r12, r4, r9\n",
+            "smlatb r10, r12, r4, r10\n",
+            ".else\n",
+            "ldr r12, [r11, #{o0}]\n",
+            "smlad r9, r12, r0, r5\n",
+            "ldr r12, [r11, #({o0} + 4)]\n",
+            "smlad r10, r12, r0, r5\n",
+            "smlabb r9, r12, r3, r9\n",
+            "ldr r12, [r11, #({o0} + 8)]\n",
+            "smlabb r10, r12, r3, r10\n",
+            "ldr r12, [r11, #{o1}]\n",
+            "smlad r9, r12, r1, r9\n",
+            "ldr r12, [r11, #({o1} + 4)]\n",
+            "smlad r10, r12, r1, r10\n",
+            "smlabt r9, r12, r3, r9\n",
+            "ldr r12, [r11, #({o1} + 8)]\n",
+            "smlabt r10, r12, r3, r10\n",
+            "ldr r12, [r11, #{o2}]\n",
+            "smlad r9, r12, r2, r9\n",
+            "ldr r12, [r11, #({o2} + 4)]\n",
+            "smlad r10, r12, r2, r10\n",
+            "smlabb r9, r12, r4, r9\n",
+            "ldr r12, [r11, #({o2} + 8)]\n",
+            "smlabb r10, r12, r4, r10\n",
+            ".endif\n",
+            // rq_fast: r6 = m, r7 = k, r8 = e
+            "add r12, r7, r9, asr #31\n",
+            "smmlar r9, r9, r6, r12\n",
+            "asr r9, r9, r8\n",
+            "ssat r9, #8, r9\n",
+            "add r12, r7, r10, asr #31\n",
+            "smmlar r10, r10, r6, r12\n",
+            "asr r10, r10, r8\n",
+            "ssat r10, #8, r10\n",
+            "strb r9, [lr]\n",
+            "strb r10, [lr, #{c}]\n",
+            "add lr, lr, #{c2}\n",
+            "add r11, r11, #{step}\n",
+        )
+    };
+}
+
 /// One output row, every channel, in one `asm!` block (see the module docs); kernel row
 /// `r` is in slot `(R + r) % 3`. `yp` addresses the row's `OW * C` outputs.
 #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
@@ -267,74 +341,18 @@ fn asm_row<const S: usize, const PW: usize, const C: usize, const OW: usize, con
             "ldr lr, [sp, #8]",
             "add r12, lr, #1",
             "str r12, [sp, #8]",
-            ".if {pairs} > 0",
+            ".if {pairs} > 4",
             "add r12, r11, #{pend}",
             "str r12, [sp, #16]",
             "2:",
-            ".if {s} == 1",
-            // kernel row 0 (accumulators start at the bias, r5)
-            "ldr r12, [r11, #{o0}]",
-            "smlad r9, r12, r0, r5",
-            "ldr r12, [r11, #({o0} + 2)]",
-            "smlad r10, r12, r0, r5",
-            "ldr r12, [r11, #({o0} + 4)]",
-            "smlabb r9, r12, r3, r9",
-            "smlatb r10, r12, r3, r10",
-            // kernel row 1
-            "ldr r12, [r11, #{o1}]",
-            "smlad r9, r12, r1, r9",
-            "ldr r12, [r11, #({o1} + 2)]",
-            "smlad r10, r12, r1, r10",
-            "ldr r12, [r11, #({o1} + 4)]",
-            "smlabt r9, r12, r3, r9",
-            "smlatt r10, r12, r3, r10",
-            // kernel row 2
-            "ldr r12, [r11, #{o2}]",
-            "smlad r9, r12, r2, r9",
-            "ldr r12, [r11, #({o2} + 2)]",
-            "smlad r10, r12, r2, r10",
-            "ldr r12, [r11, #({o2} + 4)]",
-            "smlabb r9, r12, r4, r9",
-            "smlatb r10, r12, r4, r10",
-            ".else",
-            "ldr r12, [r11, #{o0}]",
-            "smlad r9, r12, r0, r5",
-            "ldr r12, [r11, #({o0} + 4)]",
-            "smlad r10, r12, r0, r5",
-            "smlabb r9, r12, r3, r9",
-            "ldr r12, [r11, #({o0} + 8)]",
-            "smlabb r10, r12, r3, r10",
-            "ldr r12, [r11, #{o1}]",
-            "smlad r9, r12, r1, r9",
-            "ldr r12, [r11, #({o1} + 4)]",
-            "smlad r10, r12, r1, r10",
-            "smlabt r9, r12, r3, r9",
-            "ldr r12, [r11, #({o1} + 8)]",
-            "smlabt r10, r12, r3, r10",
-            "ldr r12, [r11, #{o2}]",
-            "smlad r9, r12, r2, r9",
-            "ldr r12, [r11, #({o2} + 4)]",
-            "smlad r10, r12, r2, r10",
-            "smlabb r9, r12, r4, r9",
-            "ldr r12, [r11, #({o2} + 8)]",
-            "smlabb r10, r12, r4, r10",
-            ".endif",
-            // rq_fast: r6 = m, r7 = k, r8 = e
-            "add r12, r7, r9, asr #31",
-            "smmlar r9, r9, r6, r12",
-            "asr r9, r9, r8",
-            "ssat r9, #8, r9",
-            "add r12, r7, r10, asr #31",
-            "smmlar r10, r10, r6, r12",
-            "asr r10, r10, r8",
-            "ssat r10, #8, r10",
-            "strb r9, [lr]",
-            "strb r10, [lr, #{c}]",
-            "add lr, lr, #{c2}",
-            "add r11, r11, #{step}",
+            dw_pair!(),
             "ldr r12, [sp, #16]",
             "cmp r11, r12",
             "bne 2b",
+            ".else",
+            ".rept {pairs}",
+            dw_pair!(),
+            ".endr",
             ".endif",
             ".if {single}",
             "ldr r12, [r11, #{o0}]",

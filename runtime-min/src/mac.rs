@@ -4,7 +4,7 @@
 //!
 //! Data layout, shared by every target:
 //! * A row of `K` int8 inputs is expanded to `steps` 32-bit words of two int16 values each
-//!   (`steps * 2 >= K`, `steps` a multiple of 4, the rest zero). Inputs `4j..4j+4` give the
+//!   (`steps * 2 >= K`, `steps` even, the rest zero). Inputs `4j..4j+4` give the
 //!   words `2j` = (x[4j], x[4j+2]) and `2j+1` = (x[4j+1], x[4j+3]): what `SXTB16` and
 //!   `SXTB16 ..., ROR #8` make of one little-endian word of four int8 values.
 //! * Weights are packed by the compiler in the same pairs, as int16 (sign-extended, and
@@ -138,6 +138,11 @@ pub trait Rows {
     /// Writes row `p` as pair words at `out[s * S]` for the steps the row covers
     /// (`ceil(K / 4) * 2`); words past them are left as they are (zero).
     fn expand<const S: usize>(&mut self, p: usize, out: &mut [u32]);
+    /// The address of row `p` when it is `k` contiguous int8 values (checked in bounds),
+    /// for the `asm!` kernels to expand themselves.
+    fn dense(&self, _p: usize, _k: usize) -> Option<*const u8> {
+        None
+    }
 }
 
 /// Expands the int8 values of `x` (of any length) into pair words at `out[s * S]`.
@@ -172,64 +177,100 @@ impl<B: Byte> Rows for Dense<'_, B> {
     fn expand<const S: usize>(&mut self, p: usize, out: &mut [u32]) {
         expand_from::<B, S>(&self.x[p * self.k..(p + 1) * self.k], out);
     }
+    #[inline(always)]
+    fn dense(&self, p: usize, k: usize) -> Option<*const u8> {
+        (k == self.k).then(|| self.x[p * k..(p + 1) * k].as_ptr() as *const u8)
+    }
 }
 
-/// The windows of a convolution over an NHWC input, gathered into `buf` (`kh * kw * c`
-/// values in the filter's `[ky][kx][ic]` order; taps outside the input are the input zero
-/// point `zp`).
-pub struct Im2col<'a, B> {
+/// A convolution's geometry as constants (the generated code declares one type per layer,
+/// so that the window arithmetic of [`Im2col`] is compiled for its numbers).
+pub trait ConvGeom {
+    const H: usize;
+    const W: usize;
+    const C: usize;
+    const OH: usize;
+    const OW: usize;
+    const KH: usize;
+    const KW: usize;
+    const SH: usize;
+    const SW: usize;
+    const DH: usize;
+    const DW: usize;
+    const PAD_H: usize;
+    const PAD_W: usize;
+}
+
+/// The windows of a convolution over an NHWC input. A row holds, per kernel row `ky`, the
+/// `KW * C` inputs of the window's row (`[kx][ic]`, the filter's order) padded to a
+/// multiple of 4 (the padding multiplies zero weights). Taps outside the input are the
+/// input zero point `zp`. A window row inside the input is read as words straight from the
+/// input.
+pub struct Im2col<'a, B, G> {
     pub x: &'a [B],
-    /// `[h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, pad_h, pad_w]`.
-    pub g: [usize; 13],
     pub zp: i8,
-    pub buf: &'a mut [i8],
+    pub g: core::marker::PhantomData<G>,
 }
 
-impl<B: Byte> Rows for Im2col<'_, B> {
+impl<B: Byte, G: ConvGeom> Rows for Im2col<'_, B, G> {
+    #[inline(always)]
     fn expand<const S: usize>(&mut self, p: usize, out: &mut [u32]) {
-        let [h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, pad_h, pad_w] = self.g;
-        let b = p / (oh * ow);
-        let oy = p / ow % oh;
-        let ox = p % ow;
-        let iy0 = (oy * sh) as isize - pad_h as isize;
-        let ix0 = (ox * sw) as isize - pad_w as isize;
-        let span = kw * c;
-        let inside_x = ix0 >= 0 && ix0 as usize + (kw - 1) * dw < w;
-        let buf = &mut self.buf[..kh * span];
-        for (ky, dst) in buf.chunks_exact_mut(span).enumerate() {
-            let iy = iy0 + (ky * dh) as isize;
+        let (h, w, c) = (G::H, G::W, G::C);
+        let b = p / (G::OH * G::OW);
+        let oy = p / G::OW % G::OH;
+        let ox = p % G::OW;
+        let iy0 = (oy * G::SH) as isize - G::PAD_H as isize;
+        let ix0 = (ox * G::SW) as isize - G::PAD_W as isize;
+        let span = G::KW * c;
+        let chunks = span.div_ceil(4);
+        let inside_x = ix0 >= 0 && ix0 as usize + (G::KW - 1) * G::DW < w;
+        let zp = self.zp;
+        let zpw = pairs4(zp, zp, zp, zp).0;
+        let out = &mut out[..G::KH * chunks * 2 * S];
+        for (ky, o) in out.chunks_exact_mut(chunks * 2 * S).enumerate() {
+            let iy = iy0 + (ky * G::DH) as isize;
             if iy < 0 || iy as usize >= h {
-                dst.fill(self.zp);
+                for q in o.chunks_exact_mut(2 * S) {
+                    q[0] = zpw;
+                    q[S] = zpw;
+                }
                 continue;
             }
             let row = (b * h + iy as usize) * w;
-            if inside_x && dw == 1 {
+            let s = (row + ix0.max(0) as usize) * c;
+            if inside_x && G::DW == 1 && s + 4 * chunks <= self.x.len() {
                 // The window's row is one contiguous run of the input.
-                let s = (row + ix0 as usize) * c;
-                for (d, v) in dst.iter_mut().zip(&self.x[s..s + span]) {
-                    *d = v.byte() as i8;
+                let src = &self.x[s..s + 4 * chunks];
+                for (q, v) in o.chunks_exact_mut(2 * S).zip(src.chunks_exact(4)) {
+                    let (a, b) = sxtb16x2(word4(v));
+                    q[0] = a;
+                    q[S] = b;
                 }
                 continue;
             }
-            for (kx, d) in dst.chunks_exact_mut(c).enumerate() {
-                let ix = ix0 + (kx * dw) as isize;
-                if ix < 0 || ix as usize >= w {
-                    d.fill(self.zp);
-                } else {
-                    let s = (row + ix as usize) * c;
-                    for (d, v) in d.iter_mut().zip(&self.x[s..s + c]) {
-                        *d = v.byte() as i8;
-                    }
+            let at = |k: usize| -> i8 {
+                if k >= span {
+                    return 0;
                 }
+                let ix = ix0 + ((k / c) * G::DW) as isize;
+                if ix < 0 || ix as usize >= w {
+                    zp
+                } else {
+                    self.x[(row + ix as usize) * c + k % c].byte() as i8
+                }
+            };
+            for (j, q) in o.chunks_exact_mut(2 * S).enumerate() {
+                let (a, b) = pairs4(at(4 * j), at(4 * j + 1), at(4 * j + 2), at(4 * j + 3));
+                q[0] = a;
+                q[S] = b;
             }
         }
-        expand_from::<i8, S>(buf, out);
     }
 }
 
 /// One layer's packed constants.
 pub struct Gemm<'a> {
-    /// Pair words per row (a multiple of 4).
+    /// Pair words per row (even; a multiple of 4 for 8x1 tiles).
     pub steps: usize,
     /// Output channels (the output's innermost dimension).
     pub cout: usize,
@@ -399,30 +440,61 @@ fn mac_8x1(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
     *acc = [a0, a1, a2, a3, a4, a5, a6, a7];
 }
 
-/// Every full tile of 4 channels for one pair of positions, in one `asm!` block: the
-/// accumulators start at the bias, the multiply-accumulate loop runs `steps` pair words
-/// (`U` per iteration), then `rq_fast` (`SMMLAR`, `ASR`, `SSAT`) and the stores of 4
-/// bytes at `y0` and `y1` per tile. Only for the full int8 output range (no further clamp).
+/// Every full tile of 4 channels for one pair of positions, in one `asm!` block: first,
+/// when `x0` is not null, the expansion of the two rows at `x0` and `x1` (`2 * STEPS` int8
+/// values each) into `xs`; then per tile the accumulators start at the bias, the
+/// multiply-accumulate runs the `STEPS` pair words (fully unrolled up to 32, else a loop),
+/// then `rq_fast` (`SMMLAR`, `ASR`, `SSAT`) and the stores of 4 bytes at `y0` and `y1`.
+/// Only for the full int8 output range (no further clamp).
 #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
-#[allow(unsafe_code)]
+#[allow(unsafe_code, clippy::too_many_arguments)]
 #[inline(never)]
-fn tiles_4x2_asm<const U: usize>(xs: &[u32], w: &[u8], bias: &[i32], rq: &[[i32; 3]], y0: *mut u8, y1: *mut u8, tiles: usize) {
-    let steps = xs.len() / 2;
-    let iters = steps / U;
-    assert!(tiles > 0 && iters > 0 && xs.len() == 2 * U * iters);
-    assert!(w.len() >= tiles * steps * 16 && (w.as_ptr() as usize) % 4 == 0);
+fn tiles_4x2_asm<const STEPS: usize>(x0: *const u8, x1: *const u8, xs: &mut [u32], w: &[u8], bias: &[i32], rq: &[[i32; 3]], y0: *mut u8, y1: *mut u8, tiles: usize) {
+    assert!(tiles > 0 && STEPS % 2 == 0 && STEPS > 0 && xs.len() >= 2 * STEPS);
+    assert!(w.len() >= tiles * STEPS * 16 && (w.as_ptr() as usize) % 4 == 0);
     assert!(bias.len() >= 4 * tiles && rq.len() >= 4 * tiles);
-    let state: [usize; 8] = [xs.as_ptr() as usize, bias.as_ptr() as usize, rq.as_ptr() as usize, y0 as usize, y1 as usize, tiles, iters, 0];
-    // SAFETY: reads `xs` (2 * steps words), `w` (tiles * steps * 16 bytes), `bias` and `rq`
-    // (4 * tiles entries), all in bounds and word aligned (checked above; `[i32]` and
-    // `[u32]` are aligned by type); writes 4 * tiles bytes at `y0` and at `y1`, which the
-    // caller obtained from `Out8::span` (in bounds, writable). Uses the stack below `sp`
-    // for its state and for r6/r7 (reserved by Rust, restored before the end).
+    let state: [usize; 8] = [xs.as_mut_ptr() as usize, bias.as_ptr() as usize, rq.as_ptr() as usize, y0 as usize, y1 as usize, tiles, x0 as usize, x1 as usize];
+    // SAFETY: reads the `2 * STEPS` bytes at `x0` and at `x1` when `x0` is not null (the
+    // caller got them from `Rows::dense`), writes then reads `xs` (2 * STEPS words), reads
+    // `w` (tiles * STEPS * 16 bytes), `bias` and `rq` (4 * tiles entries), all in bounds
+    // and word aligned (checked above; `[i32]` and `[u32]` are aligned by type); writes
+    // 4 * tiles bytes at `y0` and at `y1`, which the caller obtained from `Out8::span`.
+    // Uses the stack below `sp` for its state and for r6/r7 (reserved by Rust, restored).
     unsafe {
         core::arch::asm!(
             "ldm r10, {{r0, r1, r2, r3, r4, r5, r8, r9}}",
             "push {{r6, r7}}",
             "push {{r0, r1, r2, r3, r4, r5, r8, r9}}",
+            // Frame: 0 xs, 4 bias, 8 rq, 12 y0, 16 y1, 20 tiles, 24 x0 (then the loop
+            // counter), 28 x1.
+            "movs r0, r8",
+            "beq 5f",
+            "mov r1, r9",
+            "ldr r10, [sp]",
+            ".if {chunks} <= 16",
+            ".rept {chunks}",
+            "ldr r8, [r0], #4",
+            "ldr r9, [r1], #4",
+            "sxtb16 r2, r8",
+            "sxtb16 r3, r9",
+            "sxtb16 r4, r8, ror #8",
+            "sxtb16 r5, r9, ror #8",
+            "stm r10!, {{r2, r3, r4, r5}}",
+            ".endr",
+            ".else",
+            "movw r12, #{chunks}",
+            "6:",
+            "ldr r8, [r0], #4",
+            "ldr r9, [r1], #4",
+            "sxtb16 r2, r8",
+            "sxtb16 r3, r9",
+            "sxtb16 r4, r8, ror #8",
+            "sxtb16 r5, r9, ror #8",
+            "stm r10!, {{r2, r3, r4, r5}}",
+            "subs r12, r12, #1",
+            "bne 6b",
+            ".endif",
+            "5:",
             "3:",
             "ldr r10, [sp, #4]",
             "ldm r10!, {{r0, r2, r4, r8}}",
@@ -432,8 +504,23 @@ fn tiles_4x2_asm<const U: usize>(xs: &[u32], w: &[u8], bias: &[i32], rq: &[[i32;
             "mov r5, r4",
             "mov r9, r8",
             "ldr r10, [sp]",
-            "ldr r12, [sp, #24]",
-            "str r12, [sp, #28]",
+            ".if {steps} <= 32",
+            ".rept {steps}",
+            "ldm r10!, {{r12, lr}}",
+            "ldm r11!, {{r6, r7}}",
+            "smlad r0, r12, r6, r0",
+            "smlad r1, lr, r6, r1",
+            "smlad r2, r12, r7, r2",
+            "smlad r3, lr, r7, r3",
+            "ldm r11!, {{r6, r7}}",
+            "smlad r4, r12, r6, r4",
+            "smlad r5, lr, r6, r5",
+            "smlad r8, r12, r7, r8",
+            "smlad r9, lr, r7, r9",
+            ".endr",
+            ".else",
+            "movw r12, #{iters}",
+            "str r12, [sp, #24]",
             "2:",
             ".rept {u}",
             "ldm r10!, {{r12, lr}}",
@@ -448,10 +535,11 @@ fn tiles_4x2_asm<const U: usize>(xs: &[u32], w: &[u8], bias: &[i32], rq: &[[i32;
             "smlad r8, r12, r7, r8",
             "smlad r9, lr, r7, r9",
             ".endr",
-            "ldr r12, [sp, #28]",
+            "ldr r12, [sp, #24]",
             "subs r12, r12, #1",
-            "str r12, [sp, #28]",
+            "str r12, [sp, #24]",
             "bne 2b",
+            ".endif",
             "ldr r10, [sp, #8]",
             "ldm r10!, {{r6, r7, r12}}",
             "add lr, r7, r0, asr #31",
@@ -508,7 +596,10 @@ fn tiles_4x2_asm<const U: usize>(xs: &[u32], w: &[u8], bias: &[i32], rq: &[[i32;
             "bne 3b",
             "add sp, sp, #32",
             "pop {{r6, r7}}",
-            u = const U,
+            chunks = const STEPS / 2,
+            steps = const STEPS,
+            u = const if STEPS % 8 == 0 { 8 } else if STEPS % 4 == 0 { 4 } else { 2 },
+            iters = const STEPS / if STEPS % 8 == 0 { 8 } else if STEPS % 4 == 0 { 4 } else { 2 },
             inout("r10") state.as_ptr() => _, inout("r11") w.as_ptr() => _,
             out("r0") _, out("r1") _, out("r2") _, out("r3") _, out("r4") _, out("r5") _,
             out("r8") _, out("r9") _, out("r12") _, out("lr") _,
@@ -521,8 +612,9 @@ fn tiles_4x2_asm<const U: usize>(xs: &[u32], w: &[u8], bias: &[i32], rq: &[[i32;
 /// inputs are all read before any of its outputs is written, so in either direction no
 /// output byte is written before the kernel has read what it overwrites, as long as the
 /// one-position-at-a-time order has that property).
-pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool>(l: &Gemm, rows: &mut R, npos: usize, mut y: Y, rev: bool, xs: &mut [u32]) {
+pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, rows: &mut R, npos: usize, mut y: Y, rev: bool, xs: &mut [u32]) {
     let steps = l.steps;
+    assert!(steps == STEPS);
     let tiles = l.cout.div_ceil(4);
     let xs = &mut xs[..2 * steps + 2];
     let w = &l.w[..tiles * steps * 16];
@@ -533,18 +625,30 @@ pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool>(l: &Gemm, rows: &mut R, npos
     #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
     let asm_tiles = 0;
     let mut tile = |p0: usize, p1: usize, y: &mut Y| {
-        rows.expand::<2>(p0, xs);
-        rows.expand::<2>(p1, &mut xs[1..]);
-        let xs = &xs[..2 * steps];
         #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
         if asm_tiles > 0 {
             let (y0, y1) = (y.span(p0 * l.cout, 4 * asm_tiles), y.span(p1 * l.cout, 4 * asm_tiles));
-            if steps % 8 == 0 {
-                tiles_4x2_asm::<8>(xs, w, bias, rqs, y0, y1, asm_tiles);
-            } else {
-                tiles_4x2_asm::<4>(xs, w, bias, rqs, y0, y1, asm_tiles);
+            match (rows.dense(p0, 2 * STEPS), rows.dense(p1, 2 * STEPS)) {
+                (Some(x0), Some(x1)) if asm_tiles == tiles => {
+                    tiles_4x2_asm::<STEPS>(x0, x1, xs, w, bias, rqs, y0, y1, asm_tiles);
+                    return;
+                }
+                _ => {
+                    rows.expand::<2>(p0, xs);
+                    rows.expand::<2>(p1, &mut xs[1..]);
+                    tiles_4x2_asm::<STEPS>(core::ptr::null(), core::ptr::null(), xs, w, bias, rqs, y0, y1, asm_tiles);
+                }
             }
+        } else {
+            rows.expand::<2>(p0, xs);
+            rows.expand::<2>(p1, &mut xs[1..]);
         }
+        #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+        {
+            rows.expand::<2>(p0, xs);
+            rows.expand::<2>(p1, &mut xs[1..]);
+        }
+        let xs = &xs[..2 * steps];
         for t in asm_tiles..tiles {
             let b = &bias[4 * t..4 * t + 4];
             let mut acc = [b[0], b[0], b[1], b[1], b[2], b[2], b[3], b[3]];
@@ -582,7 +686,7 @@ pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool>(l: &Gemm, rows: &mut R, npos
 
 /// Tiles of 8 output channels x 1 position (few positions: fully connected layers).
 /// `xs` is scratch of `steps` words.
-pub fn gemm_8x1<R: Rows, Y: Out8, const FAST: bool>(l: &Gemm, rows: &mut R, npos: usize, mut y: Y, rev: bool, xs: &mut [u32]) {
+pub fn gemm_8x1<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, rows: &mut R, npos: usize, mut y: Y, rev: bool, xs: &mut [u32]) {
     let steps = l.steps;
     let tiles = l.cout.div_ceil(8);
     let xs = &mut xs[..steps];

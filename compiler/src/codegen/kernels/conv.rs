@@ -385,7 +385,6 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             let (amin, amax) = act.range_q(yq.scale(), yq.zp(), -128, 127);
             if ctx.strategy == Strategy::Packed {
                 let wi8: Vec<i8> = wdata.iter().map(|&v| v as i8).collect();
-                let p = gemm::pack(&wi8, kn, cout, &bias_v, in_off, &mults, out_zp, amin, amax, Tile::C4P2);
                 // A 1x1 window with stride 1 reads each position's channels as one row.
                 let dense = kh == 1 && kw == 1 && g.sh == 1 && g.sw == 1 && !g.partial && g.oh == g.h && g.ow == g.w;
                 let src = if dense {
@@ -393,6 +392,8 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 } else {
                     RowSource::Im2col { g: [g.h, g.w, g.c, g.oh, g.ow, kh, kw, g.sh, g.sw, g.dh, g.dw, g.pad_h, g.pad_w], zp: -in_off }
                 };
+                let (kp, kmap) = src.layout();
+                let p = gemm::pack(&wi8, kn, kp, &*kmap, cout, &bias_v, in_off, &mults, out_zp, amin, amax, Tile::C4P2);
                 let (statics, body, scratch) = gemm::emit(ctx, &p, &src, g.n * g.oh * g.ow, amin, amax);
                 let doc = format!(
                     "{shape_doc}, int8, {} weights, activation {}, {macs} MACs; packed {} tiles ({}), {} requantization, {scratch} B of stack scratch",

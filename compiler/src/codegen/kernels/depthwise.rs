@@ -4,7 +4,7 @@
 
 use super::super::{lit, Kernel, KernelCtx};
 use super::conv::{batch_minmax, bias, bias_f32, bias_i32, clamp_f32, conv_mults, f32_bytes, f32_values, geometry, hybrid_helpers, macs, product, requant, requant_bytes};
-use super::gemm::{acc_range, fast_rq};
+use super::gemm::{self, acc_range, fast_rq, RowSource, Tile};
 use super::strategy::Strategy;
 use super::super::Kernel as K;
 use crate::error::Result;
@@ -285,6 +285,21 @@ fn emit_fast(
     shape_doc: &str,
     macs: u64,
 ) -> Result<Option<K>> {
+    if g.c == 1 {
+        // One input channel: a convolution of `cout` filters, as a matrix product over
+        // the windows.
+        let kn = g.kh * g.kw;
+        let w: Vec<i8> = (0..cout).flat_map(|o| (0..kn).map(move |t| wdata[t * cout + o] as i8)).collect();
+        let src = RowSource::Im2col { g: [g.h, g.w, g.c, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pad_h, g.pad_w], zp: -in_off };
+        let (kp, kmap) = src.layout();
+        let p = gemm::pack(&w, kn, kp, &*kmap, cout, bias, in_off, mults, out_zp, lo, hi, Tile::C4P2);
+        let (statics, body, scratch) = gemm::emit(ctx, &p, &src, g.n * g.oh * g.ow, lo, hi);
+        let doc = format!(
+            "{shape_doc}, int8, per-channel weights, {macs} MACs; one input channel: packed 4x2 tiles over the windows, {} requantization, {scratch} B of stack scratch",
+            if p.fast { "doubled-accumulator" } else { "exact" }
+        );
+        return Ok(Some(K { statics, body, doc, macs, const_bytes: p.const_bytes() }));
+    }
     if g.kh != 3 || g.kw != 3 || g.dh != 1 || g.dw != 1 || dm != 1 || g.sh != g.sw || !(1..=2).contains(&g.sh) {
         return Ok(None);
     }
@@ -331,7 +346,7 @@ fn emit_fast(
     let (zp, lo_l, hi_l) = (lit::i32(-in_off), lit::i32(lo), lit::i32(hi));
     let rev = ctx.reverse;
     let body = quote! {
-        let mut ring = [0i16; #ring];
+        let mut ring = [#zp as i16; #ring];
         ::microgen_rt::dw::dw3x3::<_, _, #s_l, #pw_l, #co, #ow_l>(x0, y0, [#(#geo),*], &#id, #zp, #lo_l, #hi_l, &mut ring, #rev);
     };
     let scratch = 6 * cout * pw;

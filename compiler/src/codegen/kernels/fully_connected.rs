@@ -79,8 +79,10 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             if ctx.strategy == Strategy::Packed {
                 let wi8: Vec<i8> = wdata[..out_n * depth].iter().map(|&v| v as i8).collect();
                 let tile = if batches == 1 { Tile::C8P1 } else { Tile::C4P2 };
-                let p = gemm::pack(&wi8, depth, out_n, &bias_v, in_offset, &mults, yq.zp(), amin, amax, tile);
-                let (statics, body, scratch) = gemm::emit(ctx, &p, &RowSource::Dense { k: depth }, batches, amin, amax);
+                let src = RowSource::Dense { k: depth };
+                let (kp, kmap) = src.layout();
+                let p = gemm::pack(&wi8, depth, kp, &*kmap, out_n, &bias_v, in_offset, &mults, yq.zp(), amin, amax, tile);
+                let (statics, body, scratch) = gemm::emit(ctx, &p, &src, batches, amin, amax);
                 let doc = format!(
                     "[{batches} x {depth}] -> [{batches} x {out_n}], int8, {} weights, activation {}, {macs} MACs; packed {} tiles, {} requantization, {scratch} B of stack scratch",
                     if wq.per_channel() { "per-channel" } else { "per-tensor" },

@@ -90,17 +90,23 @@ pub fn fast_rq(acc: (i64, i64), mult: (i32, i32), out_zp: i32, lo: i32, hi: i32)
     }
 }
 
-/// Pair words per row of `k` values.
-pub fn steps_for(k: usize) -> usize {
-    (k.div_ceil(4) * 2).div_ceil(4) * 4
+/// Pair words per row of `k` values (whole chunks of 4 values; a multiple of 4 words for
+/// 8x1 tiles, whose loop takes 4 at a time).
+pub fn steps_for(k: usize, tile: Tile) -> usize {
+    let s = k.div_ceil(4) * 2;
+    match tile {
+        Tile::C4P2 => s,
+        Tile::C8P1 => s.div_ceil(4) * 4,
+    }
 }
 
 /// Packs a layer: `w` holds `cout` rows of `k` int8 weights (`[oc][k]`), `bias` the int32
 /// bias, `in_off` TFLM's input offset (minus the input zero point), `mults` the per-channel
-/// (multiplier, shift), `out_zp` the output zero point.
+/// (multiplier, shift), `out_zp` the output zero point, `lo..=hi` the output range. A
+/// packed row has `kp` values; `kmap` gives the weight index of each (`None`: a zero).
 #[allow(clippy::too_many_arguments)]
-pub fn pack(w: &[i8], k: usize, cout: usize, bias: &[i32], in_off: i32, mults: &[(i32, i32)], out_zp: i32, lo: i32, hi: i32, tile: Tile) -> Packed {
-    let steps = steps_for(k);
+pub fn pack(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>, cout: usize, bias: &[i32], in_off: i32, mults: &[(i32, i32)], out_zp: i32, lo: i32, hi: i32, tile: Tile) -> Packed {
+    let steps = steps_for(kp, tile);
     let fast_rqs: Option<Vec<[i32; 3]>> = (0..cout)
         .map(|o| {
             fast_rq(acc_range(bias[o], w[o * k..(o + 1) * k].iter().copied(), in_off), mults[o], out_zp, lo, hi)
@@ -111,7 +117,12 @@ pub fn pack(w: &[i8], k: usize, cout: usize, bias: &[i32], in_off: i32, mults: &
     let tc = tile.channels();
     let tiles = cout.div_ceil(tc);
     let mut words: Vec<u8> = Vec::with_capacity(tiles * steps * tc * 4);
-    let get = |o: usize, i: usize| -> i16 { if o < cout && i < k { (w[o * k + i] as i32 * scale) as i16 } else { 0 } };
+    let get = |o: usize, i: usize| -> i16 {
+        match kmap(i) {
+            Some(i) if o < cout && i < k => (w[o * k + i] as i32 * scale) as i16,
+            _ => 0,
+        }
+    };
     for t in 0..tiles {
         for s in 0..steps {
             // Step 2j pairs inputs (4j, 4j+2); step 2j+1 pairs (4j+1, 4j+3).
@@ -142,8 +153,23 @@ pub enum RowSource {
     /// Row `p` is `x[p * k..(p + 1) * k]`.
     Dense { k: usize },
     /// Convolution windows: `[h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, pad_h, pad_w]`, taps
-    /// outside the input read as the input zero point.
+    /// outside the input read as the input zero point; each window row padded to a
+    /// multiple of 4 values.
     Im2col { g: [usize; 13], zp: i32 },
+}
+
+impl RowSource {
+    /// Values per packed row, and the weight index (`[ky][kx][ic]`) of each.
+    pub fn layout(&self) -> (usize, Box<dyn Fn(usize) -> Option<usize>>) {
+        match *self {
+            RowSource::Dense { k } => (k, Box::new(move |i| (i < k).then_some(i))),
+            RowSource::Im2col { g, .. } => {
+                let (kh, span) = (g[5], g[6] * g[2]);
+                let rw = span.div_ceil(4) * 4;
+                (kh * rw, Box::new(move |i| (i % rw < span).then_some(i / rw * span + i % rw)))
+            }
+        }
+    }
 }
 
 /// The statics and the body of a kernel running `p` over `npos` rows read from `x0` into
@@ -173,21 +199,35 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
         Tile::C8P1 => (quote!(::microgen_rt::mac::gemm_8x1), p.steps),
     };
     let xs_l = lit::usize(xs_words);
-    let mut scratch = 4 * xs_words;
+    let scratch = 4 * xs_words;
     let (rows_decl, rows) = match src {
         RowSource::Dense { k } => {
             let k = lit::usize(*k);
             (quote!(), quote!(::microgen_rt::mac::Dense { x: x0, k: #k }))
         }
         RowSource::Im2col { g, zp } => {
-            let kn = g[2] * g[5] * g[6];
-            scratch += kn;
-            let kn = lit::usize(kn);
-            let gl = g.iter().map(|&v| lit::usize(v));
+            let [h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw] = g.map(lit::usize);
             let zp = lit::i32(*zp);
             (
-                quote!(let mut buf = [0i8; #kn];),
-                quote!(::microgen_rt::mac::Im2col { x: x0, g: [#(#gl),*], zp: #zp, buf: &mut buf }),
+                quote! {
+                    struct G;
+                    impl ::microgen_rt::mac::ConvGeom for G {
+                        const H: usize = #h;
+                        const W: usize = #w;
+                        const C: usize = #c;
+                        const OH: usize = #oh;
+                        const OW: usize = #ow;
+                        const KH: usize = #kh;
+                        const KW: usize = #kw;
+                        const SH: usize = #sh;
+                        const SW: usize = #sw;
+                        const DH: usize = #dh;
+                        const DW: usize = #dw;
+                        const PAD_H: usize = #ph;
+                        const PAD_W: usize = #pw;
+                    }
+                },
+                quote!(::microgen_rt::mac::Im2col::<_, G> { x: x0, zp: #zp, g: ::core::marker::PhantomData }),
             )
         }
     };
@@ -195,7 +235,7 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
         let l = ::microgen_rt::mac::Gemm { steps: #steps, cout: #cout, w: &#w_id.0, bias: &#b_id, rq: &#r_id, lo: #lo_l, hi: #hi_l };
         let mut xs = [0u32; #xs_l];
         #rows_decl
-        #func::<_, _, #fast>(&l, &mut #rows, #npos_l, y0, #rev, &mut xs);
+        #func::<_, _, #fast, #steps>(&l, &mut #rows, #npos_l, y0, #rev, &mut xs);
     };
     (statics, body, scratch)
 }
