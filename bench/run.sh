@@ -129,6 +129,8 @@ measure() { # system target model input macs
         "$(sed -n 's/.*help: message: //p' "$work/build.log" | head -n1 | cut -c1-120)" "${why:+ ($why)}" >>"$kv"
     elif grep -q 'unsupported operator' "$work/build.log"; then
       printf 'error_detail=%s\n' "$(grep -m1 -o 'unsupported operator: [A-Z_0-9]*' "$work/build.log")" >>"$kv"
+    elif grep -q 'expected reference `&Tensor2D<_, _, _, 1>`' "$work/build.log"; then
+      printf 'error_detail=%s\n' "its generated code does not compile (E0308: Tensor2D<.., 1> expected, <.., $(grep -m1 -o 'found reference `&Tensor2D<_, _, _, [0-9]*>`' "$work/build.log" | grep -o '[0-9]*>' | tr -d '>')> found): per-channel quantized FULLY_CONNECTED weights, its fully_connected takes one scale" >>"$kv"
     fi
   fi
   row="$(jq -n --argjson kv "$(kv_json "$kv")" --argjson base "${BASE[$t]}" --arg model "$stem" --arg target "$t" \

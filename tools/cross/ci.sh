@@ -4,7 +4,9 @@
 # runs them under QEMU, comparing the printed outputs byte for byte with the expected (TFLM)
 # outputs of the conformance data:
 #   m4, m0, rv32:  hello_world_int8, fc_relu_int8  (first $CI_SAMPLES samples)
-#   m4:            stream_ring_int8 (stateful: one State carried through all 300 samples)
+#   m4:            stream_ring_int8 (stateful: one State carried through all 300 samples),
+#                  zoo_mbv2_block_int8, zoo_dscnn_int8 (conv, depthwise, add: the Cortex-M4 DSP
+#                  kernels, which the host tests do not execute)
 # Exit status: 0 all equal, 1 a mismatch, 2 a build/run failure.
 # Env: MICROGEN_CROSS_PREFIX (default $HOME/.cache/microgen-cross), CI_SAMPLES (default 20),
 #      QEMU_TIMEOUT (s, default 120).
@@ -62,5 +64,7 @@ for t in m4 m0 rv32; do
   check "$t" fc_relu_int8 "$N"
 done
 check m4 stream_ring_int8   # all samples: the state is carried from one to the next
+check m4 zoo_mbv2_block_int8 "$N"
+check m4 zoo_dscnn_int8 "$N"
 [ $FAIL = 0 ] && log "all firmware outputs equal the expected ones" || log "firmware check failed"
 exit $FAIL

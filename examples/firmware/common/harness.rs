@@ -115,6 +115,18 @@ fn infer(arena: &mut model::Arena, state: &mut gen::State, input: &model::Input,
     gen::predict(arena, state, input, output)
 }
 
+/// `PANIC at <file>:<line>` (no formatting machinery: the location's parts only).
+pub fn put_panic(put: fn(&[u8]), info: &core::panic::PanicInfo) {
+    put(b"PANIC");
+    if let Some(l) = info.location() {
+        put(b" at ");
+        put(l.file().as_bytes());
+        put(b":");
+        put_dec(put, l.line() as usize);
+    }
+    put(b"\n");
+}
+
 /// Runs every sample and prints the report. `stack = (bottom, top)` of the painted region.
 pub fn run(put: fn(&[u8]), target: &str, stack: (usize, usize)) {
     put(b"microgen-fw target=");

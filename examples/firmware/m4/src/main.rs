@@ -43,8 +43,8 @@ unsafe fn HardFault(ef: &ExceptionFrame) -> ! {
 }
 
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    put(b"PANIC\n");
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    harness::put_panic(put, info);
     debug::exit(debug::EXIT_FAILURE);
     loop {}
 }

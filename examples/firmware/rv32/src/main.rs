@@ -74,7 +74,7 @@ extern "C" fn fw_trap() -> ! {
 }
 
 #[panic_handler]
-fn panic(_: &core::panic::PanicInfo) -> ! {
-    put(b"PANIC\n");
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    harness::put_panic(put, info);
     exit(101)
 }
