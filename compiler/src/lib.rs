@@ -60,6 +60,11 @@ pub struct Compiled {
     pub weights_bytes: usize,
     pub macs: u64,
     pub layers: Vec<codegen::LayerInfo>,
+    /// Estimated code bytes of the kernels (the layers' own and the shared runtime routines
+    /// they call) and Cortex-M4 instructions per inference, for the chosen strategies.
+    pub est_code_bytes: usize,
+    pub est_shared_bytes: usize,
+    pub est_instructions: u64,
 }
 
 /// Reads, optimizes and plans a model: everything before code generation.
@@ -92,7 +97,19 @@ pub fn compile(bytes: &[u8], opts: &Options) -> Result<Compiled> {
     let gen = codegen::generate_with(&g, &p, &header, opts.goal).map_err(|e| e.with_model(name.clone()))?;
     let weights_bytes = gen.layers.iter().map(|l| l.const_bytes).sum();
     let macs = gen.layers.iter().map(|l| l.macs).sum();
-    Ok(Compiled { code: gen.code, arena_bytes: p.arena_bytes, lower_bound_bytes: p.lower_bound, weights_bytes, macs, layers: gen.layers })
+    let est_code_bytes = gen.layers.iter().map(|l| l.est_code_bytes).sum::<usize>() + gen.shared_bytes;
+    let est_instructions = gen.layers.iter().map(|l| l.est_instructions).sum();
+    Ok(Compiled {
+        code: gen.code,
+        arena_bytes: p.arena_bytes,
+        lower_bound_bytes: p.lower_bound,
+        weights_bytes,
+        macs,
+        layers: gen.layers,
+        est_code_bytes,
+        est_shared_bytes: gen.shared_bytes,
+        est_instructions,
+    })
 }
 
 /// Reads a model file and compiles it; errors name the file.

@@ -1,7 +1,7 @@
 //! The `microgen` command line: inspect, plan, compile, run.
 
 use clap::{Parser, Subcommand};
-use microgen::{Error, Options};
+use microgen::{Error, Goal, Options};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -10,6 +10,15 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
+    /// What the kernels are chosen for: `speed` (fewest instructions), `size` (least flash),
+    /// or a flash budget in bytes for code and constants (e.g. `65536`, `64K`): the fastest
+    /// kernels whose estimated flash fits.
+    #[arg(long, global = true, default_value = "speed", value_parser = parse_goal)]
+    goal: Goal,
+}
+
+fn parse_goal(s: &str) -> Result<Goal, String> {
+    s.parse()
 }
 
 #[derive(Subcommand)]
@@ -49,8 +58,8 @@ enum Cmd {
     },
 }
 
-fn opts(model: &Path) -> Options {
-    Options::new(model.display().to_string())
+fn opts(model: &Path, goal: Goal) -> Options {
+    Options::new(model.display().to_string()).goal(goal)
 }
 
 fn read(model: &Path) -> Result<Vec<u8>, Error> {
@@ -59,17 +68,18 @@ fn read(model: &Path) -> Result<Vec<u8>, Error> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let goal = cli.goal;
     let r = match cli.cmd {
-        Cmd::Inspect { model, json } => inspect(&model, json),
-        Cmd::Plan { model, json, svg } => plan(&model, json, svg.as_deref()),
-        Cmd::Compile { model, output } => read(&model).and_then(|b| microgen::compile(&b, &opts(&model))).and_then(|c| match output {
+        Cmd::Inspect { model, json } => inspect(&model, json, goal),
+        Cmd::Plan { model, json, svg } => plan(&model, json, svg.as_deref(), goal),
+        Cmd::Compile { model, output } => read(&model).and_then(|b| microgen::compile(&b, &opts(&model, goal))).and_then(|c| match output {
             Some(o) => std::fs::write(&o, c.code).map_err(|e| Error::io(format!("cannot write {}: {e}", o.display()))),
             None => {
                 print!("{}", c.code);
                 Ok(())
             }
         }),
-        Cmd::Run { model, input, output } => microgen::run::run(&model, &input, &output, &opts(&model)).map(|n| {
+        Cmd::Run { model, input, output } => microgen::run::run(&model, &input, &output, &opts(&model, goal)).map(|n| {
             eprintln!("microgen: ran {n} samples");
         }),
     };
@@ -82,9 +92,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn inspect(model: &Path, json: bool) -> Result<(), Error> {
+fn inspect(model: &Path, json: bool, goal: Goal) -> Result<(), Error> {
     let bytes = read(model)?;
-    let o = opts(model);
+    let o = opts(model, goal);
     let (g, _) = microgen::analyse(&bytes, &o)?;
     let c = microgen::compile(&bytes, &o)?;
     let tensor_json = |t: usize| {
@@ -108,6 +118,12 @@ fn inspect(model: &Path, json: bool) -> Result<(), Error> {
             "input_shapes": node.inputs.iter().map(|i| i.map(|t| g.t(t).shape.clone())).collect::<Vec<_>>(),
             "output_shapes": node.outputs.iter().map(|&t| g.t(t).shape.clone()).collect::<Vec<_>>(),
             "macs": layer.map_or(0, |l| l.macs), "weight_bytes": layer.map_or(0, |l| l.const_bytes),
+            "strategy": layer.map(|l| l.strategy.name()),
+            "estimated_code_bytes": layer.map(|l| l.est_code_bytes),
+            "estimated_instructions": layer.map(|l| l.est_instructions),
+            "candidates": layer.map(|l| l.candidates.iter().map(|c| serde_json::json!({
+                "strategy": c.strategy.name(), "code_bytes": c.code_bytes, "const_bytes": c.const_bytes, "instructions": c.instructions,
+            })).collect::<Vec<_>>()),
             "summary": layer.map(|l| l.doc.clone()),
         }));
     }
@@ -118,7 +134,9 @@ fn inspect(model: &Path, json: bool) -> Result<(), Error> {
             "outputs": g.outputs.iter().map(|&t| tensor_json(t)).collect::<Vec<_>>(),
             "operators": ops,
             "tensors": (0..g.tensors.len()).map(tensor_json).collect::<Vec<_>>(),
-            "totals": {"macs": c.macs, "weight_bytes": c.weights_bytes, "arena_bytes": c.arena_bytes, "operators": order.len()},
+            "goal": goal.to_string(),
+            "totals": {"macs": c.macs, "weight_bytes": c.weights_bytes, "arena_bytes": c.arena_bytes, "operators": order.len(),
+                "estimated_code_bytes": c.est_code_bytes, "estimated_instructions_m4": c.est_instructions},
         });
         println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
         return Ok(());
@@ -133,7 +151,10 @@ fn inspect(model: &Path, json: bool) -> Result<(), Error> {
         println!("  output {k}: t{} '{}' {:?} {}{}", t.index, t.name, t.shape, t.dtype, quant_str(t));
     }
     println!();
-    println!("{:>4}  {:<20} {:<28} {:<18} {:>12} {:>12}", "op", "operator", "input shapes", "output shape", "MACs", "weight B");
+    println!(
+        "{:>4}  {:<20} {:<28} {:<18} {:>10} {:>9}  {:<8} {:>8} {:>11}",
+        "op", "operator", "input shapes", "output shape", "MACs", "const B", "strategy", "code B", "est. instr"
+    );
     for n in &order {
         let node = &g.nodes[*n];
         let layer = c.layers.iter().find(|l| l.index == node.index);
@@ -146,17 +167,30 @@ fn inspect(model: &Path, json: bool) -> Result<(), Error> {
             .collect();
         let outs: Vec<String> = node.outputs.iter().map(|&t| format!("{:?}", g.t(t).shape)).collect();
         println!(
-            "{:>4}  {:<20} {:<28} {:<18} {:>12} {:>12}",
+            "{:>4}  {:<20} {:<28} {:<18} {:>10} {:>9}  {:<8} {:>8} {:>11}",
             node.index,
             node.op.name(),
             ins.join(" "),
             outs.join(" "),
             layer.map_or(0, |l| l.macs),
-            layer.map_or(0, |l| l.const_bytes)
+            layer.map_or(0, |l| l.const_bytes),
+            layer.map_or("-", |l| l.strategy.name()),
+            layer.map_or(String::from("-"), |l| l.est_code_bytes.to_string()),
+            layer.map_or(String::from("-"), |l| l.est_instructions.to_string()),
         );
     }
     println!();
     println!("total: {} operators, {} MACs, {} weight bytes, arena {} bytes", order.len(), c.macs, c.weights_bytes, c.arena_bytes);
+    println!(
+        "goal {goal}: estimated code {} B (kernels {} B + shared runtime routines {} B) + constants {} B = {} B of flash; estimated {} instructions per inference on a Cortex-M4 ({:.2} per MAC)",
+        c.est_code_bytes,
+        c.est_code_bytes - c.est_shared_bytes,
+        c.est_shared_bytes,
+        c.weights_bytes,
+        c.est_code_bytes + c.weights_bytes,
+        c.est_instructions,
+        if c.macs > 0 { c.est_instructions as f64 / c.macs as f64 } else { 0.0 }
+    );
     println!();
     println!("tensors:");
     for t in &g.tensors {
@@ -181,9 +215,9 @@ fn quant_str(t: &microgen::ir::Tensor) -> String {
     }
 }
 
-fn plan(model: &Path, json: bool, svg: Option<&Path>) -> Result<(), Error> {
+fn plan(model: &Path, json: bool, svg: Option<&Path>, goal: Goal) -> Result<(), Error> {
     let bytes = read(model)?;
-    let o = opts(model);
+    let o = opts(model, goal);
     let (g, p) = microgen::analyse(&bytes, &o)?;
     let c = microgen::compile(&bytes, &o)?;
     if let Some(f) = svg {

@@ -12,7 +12,10 @@
 //! The path is relative to the calling crate's `CARGO_MANIFEST_DIR`. The expansion
 //! `include_bytes!`s the model, so the crate rebuilds when the file changes. Options:
 //! `include_model!("m.tflite", ram = 32K)` fails the build when the arena exceeds the
-//! budget. Every failure is a `compile_error!` at the call naming the file, the operator
+//! budget; `goal = speed` (the default), `goal = size` or `goal = 96K` (a flash budget for
+//! code and constants) chooses the kernels (see `microgen::Goal`). Without `goal`, the
+//! environment variable `MICROGEN_GOAL` (same values) is used when set at build time (the
+//! expansion reads it with `option_env!`, so cargo rebuilds when it changes). Every failure is a `compile_error!` at the call naming the file, the operator
 //! and the problem. The generated code uses the `microgen-rt` crate: add it to your
 //! dependencies.
 //!
@@ -27,6 +30,7 @@ use syn::{Ident, LitInt, LitStr, Token};
 struct Args {
     path: LitStr,
     ram: Option<usize>,
+    goal: Option<microgen::Goal>,
 }
 
 fn parse_size(lit: &LitInt) -> syn::Result<usize> {
@@ -44,6 +48,7 @@ impl Parse for Args {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let path: LitStr = input.parse()?;
         let mut ram = None;
+        let mut goal = None;
         while input.peek(Token![,]) {
             input.parse::<Token![,]>()?;
             if input.is_empty() {
@@ -53,10 +58,28 @@ impl Parse for Args {
             input.parse::<Token![=]>()?;
             match key.to_string().as_str() {
                 "ram" => ram = Some(parse_size(&input.parse()?)?),
-                other => return Err(syn::Error::new(key.span(), format!("unknown option `{other}`; supported: ram = <bytes>[K|M]"))),
+                "goal" => {
+                    let (text, span) = if input.peek(LitInt) {
+                        let l: LitInt = input.parse()?;
+                        (l.to_string(), l.span())
+                    } else if input.peek(LitStr) {
+                        let l: LitStr = input.parse()?;
+                        (l.value(), l.span())
+                    } else {
+                        let i: Ident = input.parse()?;
+                        (i.to_string(), i.span())
+                    };
+                    goal = Some(text.parse().map_err(|e: String| syn::Error::new(span, e))?);
+                }
+                other => {
+                    return Err(syn::Error::new(
+                        key.span(),
+                        format!("unknown option `{other}`; supported: ram = <bytes>[K|M], goal = speed | size | <flash bytes>[K|M]"),
+                    ))
+                }
             }
         }
-        Ok(Args { path, ram })
+        Ok(Args { path, ram, goal })
     }
 }
 
@@ -80,12 +103,22 @@ fn expand(args: &Args) -> Result<TokenStream, String> {
     let bytes = std::fs::read(&path).map_err(|e| format!("microgen: cannot read model {}: {e}", path.display()))?;
     let mut opts = microgen::Options::new(rel.clone());
     opts.max_arena_bytes = args.ram;
+    opts.goal = match args.goal {
+        Some(g) => g,
+        None => match std::env::var("MICROGEN_GOAL") {
+            Ok(v) if !v.trim().is_empty() => v.parse().map_err(|e| format!("microgen: MICROGEN_GOAL: {e}"))?,
+            _ => microgen::Goal::default(),
+        },
+    };
     let compiled = microgen::compile(&bytes, &opts).map_err(|e| format!("microgen: {e}"))?;
     let items: TokenStream2 = compiled.code.parse().map_err(|e| format!("microgen: internal error, generated code does not tokenize: {e}"))?;
     let abs = path.canonicalize().unwrap_or(path).display().to_string();
     let abs = LitStr::new(&abs, Span::call_site());
+    // `option_env!` makes cargo track MICROGEN_GOAL for the calling crate.
+    let goal_env = if args.goal.is_none() { quote!(const _: Option<&str> = option_env!("MICROGEN_GOAL");) } else { quote!() };
     Ok(quote! {
         const _: &[u8] = include_bytes!(#abs);
+        #goal_env
         #items
     }
     .into())

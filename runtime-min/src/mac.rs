@@ -357,10 +357,10 @@ fn mac_8x1(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
 #[allow(unsafe_code)]
 #[inline(always)]
 fn mac_4x2(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
-    let iters = x.len() / 8;
-    assert!(iters > 0 && x.len() == iters * 8 && w.len() >= iters * 64 && (w.as_ptr() as usize) % 4 == 0);
+    let iters = x.len() / 4;
+    assert!(iters > 0 && x.len() == iters * 4 && w.len() >= iters * 32 && (w.as_ptr() as usize) % 4 == 0);
     let [mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7] = *acc;
-    // SAFETY: reads `iters * 8` words from `x` and `iters * 16` words from `w`, both in
+    // SAFETY: reads `iters * 4` words from `x` and `iters * 8` words from `w`, both in
     // bounds and word aligned (checked above); writes only registers and the stack below
     // `sp` (the loop counter and r6/r7, which Rust reserves and which are restored).
     unsafe {
@@ -368,7 +368,7 @@ fn mac_4x2(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
             "push {{r6, r7}}",
             "str r12, [sp, #-4]!",
             "2:",
-            ".rept 4",
+            ".rept 2",
             "ldm r10!, {{r12, lr}}",
             "ldm r11!, {{r6, r7}}",
             "smlad r0, r12, r6, r0",

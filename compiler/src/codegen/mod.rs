@@ -29,9 +29,11 @@ pub struct KernelCtx<'a> {
     /// Run the output positions backwards (window kernels; set by the memory plan when the
     /// output overlaps the input from above).
     pub reverse: bool,
-    /// The kernel strategy chosen for this layer (emitters without that strategy use
-    /// their loop form).
+    /// The kernel strategy asked for (emitters without that strategy use their loop form).
     pub strategy: kernels::strategy::Strategy,
+    /// What an emitter that produced a strategy other than the loop form reports about it
+    /// (see [`KernelCtx::report`]).
+    pub reported: std::cell::RefCell<Option<(kernels::strategy::Strategy, kernels::strategy::Est)>>,
 }
 
 impl KernelCtx<'_> {
@@ -52,6 +54,10 @@ impl KernelCtx<'_> {
     }
     pub fn ident(&self, suffix: &str) -> Ident {
         format_ident!("{}_{}", self.prefix, suffix)
+    }
+    /// Records that the kernel was emitted with `strategy` and its estimated cost.
+    pub fn report(&self, strategy: kernels::strategy::Strategy, est: kernels::strategy::Est) {
+        *self.reported.borrow_mut() = Some((strategy, est));
     }
 }
 
@@ -77,11 +83,20 @@ pub struct LayerInfo {
     pub doc: String,
     pub macs: u64,
     pub const_bytes: usize,
+    /// The strategy chosen, and its estimated code bytes (this layer's own, without the
+    /// shared runtime routines) and Cortex-M4 instructions per inference.
+    pub strategy: kernels::strategy::Strategy,
+    pub est_code_bytes: usize,
+    pub est_instructions: u64,
+    /// Every strategy the layer could take, with its estimates.
+    pub candidates: Vec<kernels::strategy::Candidate>,
 }
 
 pub struct Generated {
     pub code: String,
     pub layers: Vec<LayerInfo>,
+    /// Estimated code bytes of the shared runtime routines the chosen kernels use.
+    pub shared_bytes: usize,
 }
 
 fn elem_ty(d: DType) -> TokenStream {
@@ -126,6 +141,39 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
     let mut layers = Vec::new();
     let mut kernel_items = TokenStream::new();
 
+    // Every layer's candidate kernels (one per strategy its emitter offers), then one
+    // choice for the whole model (a flash budget weighs the layers together).
+    let mut cands: Vec<Vec<(kernels::strategy::Candidate, Kernel)>> = Vec::new();
+    for (step, &n) in plan.schedule.iter().enumerate() {
+        let node = &g.nodes[n];
+        let mut cs = Vec::new();
+        if !node.op.is_view() && !matches!(node.op, crate::ir::Op::ReadVariable { .. } | crate::ir::Op::AssignVariable { .. }) {
+            for strategy in kernels::strategy::offered(g, node) {
+                let ctx = KernelCtx { g, node, prefix: format!("OP{}", node.index), reverse: plan.reverse_at(step), strategy, reported: Default::default() };
+                let k = kernels::emit(&ctx).map_err(|e| e.with_op(node.index, node.op.name()))?;
+                let c = kernels::strategy::candidate(&ctx, &k);
+                if !cs.iter().any(|(o, _): &(kernels::strategy::Candidate, Kernel)| o.strategy == c.strategy) {
+                    cs.push((c, k));
+                }
+            }
+        }
+        cands.push(cs);
+    }
+    let chosen = kernels::strategy::choose(goal, &cands.iter().map(|cs| cs.iter().map(|(c, _)| c.clone()).collect()).collect::<Vec<_>>())?;
+    let mut shared_seen = std::collections::BTreeMap::new();
+    let mut cands: Vec<Option<(Vec<kernels::strategy::Candidate>, kernels::strategy::Candidate, Kernel)>> = cands
+        .into_iter()
+        .zip(&chosen)
+        .map(|(cs, &i)| {
+            if cs.is_empty() {
+                return None;
+            }
+            let all: Vec<_> = cs.iter().map(|(c, _)| c.clone()).collect();
+            let (c, k) = cs.into_iter().nth(i).expect("chosen candidate");
+            Some((all, c, k))
+        })
+        .collect();
+
     for (step, &n) in plan.schedule.iter().enumerate() {
         let node = &g.nodes[n];
         if node.op.is_view() {
@@ -136,9 +184,12 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
             calls.extend(quote!({ #stmts }));
             continue;
         }
-        let strategy = kernels::strategy::preferred(goal);
-        let ctx = KernelCtx { g, node, prefix: format!("OP{}", node.index), reverse: plan.reverse_at(step), strategy };
-        let k = kernels::emit(&ctx).map_err(|e| e.with_op(node.index, node.op.name()))?;
+        let Some((all, cand, k)) = cands[step].take() else {
+            return Err(Error::invalid("internal error: no kernel for an operator").with_op(node.index, node.op.name()));
+        };
+        for (key, bytes) in &cand.shared {
+            shared_seen.insert(key.clone(), *bytes);
+        }
         let fn_name = format_ident!("op{}_{}", node.index, node.op.name().to_lowercase());
         // Parameters and arguments.
         let mut params = Vec::new();
@@ -204,7 +255,17 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
             }
         });
         calls.extend(if cells { call_cells(g, plan, &fn_name, &ins, &outs, single_in, single_out)? } else { call(g, plan, &fn_name, &ins, &outs, single_in, single_out)? });
-        layers.push(LayerInfo { index: node.index, op: node.op.name().to_string(), doc: k.doc.clone(), macs: k.macs, const_bytes: k.const_bytes });
+        layers.push(LayerInfo {
+            index: node.index,
+            op: node.op.name().to_string(),
+            doc: k.doc.clone(),
+            macs: k.macs,
+            const_bytes: k.const_bytes,
+            strategy: cand.strategy,
+            est_code_bytes: cand.code_bytes,
+            est_instructions: cand.instructions,
+            candidates: all,
+        });
     }
     // Outputs that need a copy at the end.
     for &(t, k) in &plan.copy_out {
@@ -286,7 +347,7 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
     let file: syn::File = syn::parse2(items).map_err(|e| Error::new(crate::error::ErrorKind::Invalid, format!("internal error: generated code does not parse: {e}")))?;
     let mut code = String::from(header);
     code.push_str(&prettyplease::unparse(&file));
-    Ok(Generated { code, layers })
+    Ok(Generated { code, layers, shared_bytes: shared_seen.values().sum() })
 }
 
 /// Expression for a read-only view of a non-arena tensor (input, output).

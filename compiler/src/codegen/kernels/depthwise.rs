@@ -5,7 +5,7 @@
 use super::super::{lit, Kernel, KernelCtx};
 use super::conv::{batch_minmax, bias, bias_f32, bias_i32, clamp_f32, conv_mults, f32_bytes, f32_values, geometry, hybrid_helpers, macs, product, requant, requant_bytes};
 use super::gemm::{self, acc_range, fast_rq, RowSource, Tile};
-use super::strategy::Strategy;
+use super::strategy::{Est, Strategy};
 use super::super::Kernel as K;
 use crate::error::Result;
 use crate::ir::{DType, Op};
@@ -350,6 +350,16 @@ fn emit_fast(
         ::microgen_rt::dw::dw3x3::<_, _, #s_l, #pw_l, #co, #ow_l>(x0, y0, [#(#geo),*], &#id, #zp, #lo_l, #hi_l, &mut ring, #rev);
     };
     let scratch = 6 * cout * pw;
+    let (pairs, single) = ((g.ow / 2) as u64, (g.ow % 2) as u64);
+    let (c, rows) = (cout as u64, (g.n * g.oh) as u64);
+    let per_rc = 15 + pairs * if pairs <= 4 { 33 } else { 36 } + 17 * single;
+    let gather = (g.n * g.h * g.w * cout) as u64 * 13 / 5 + (g.n * g.h) as u64 * (20 + 10 * c / 4);
+    let instructions = rows * (30 + c * per_rc) + gather + (3 * cout * pw / 2) as u64;
+    let row_code = 120 + if pairs <= 4 { 144 * pairs as usize } else { 160 } + 72 * single as usize;
+    ctx.report(
+        Strategy::Packed,
+        Est { instructions, code_bytes: 120, shared: vec![(format!("dw3x3 s{} pw{pw} c{cout} ow{}", g.sh, g.ow), 3 * row_code + 700)] },
+    );
     let doc = format!(
         "{shape_doc}, int8, per-channel weights, {macs} MACs; packed 3x3 planes (two outputs per step), doubled-accumulator requantization, {scratch} B of stack scratch"
     );

@@ -5,6 +5,7 @@
 //! applies (see the runtime module's docs for the layout and the exactness argument).
 
 use super::super::{lit, KernelCtx};
+use super::strategy::{Est, Strategy};
 use proc_macro2::TokenStream;
 use quote::quote;
 
@@ -172,6 +173,41 @@ impl RowSource {
     }
 }
 
+/// The estimated cost of a packed layer on a Cortex-M4 (from the instruction counts of the
+/// `asm!` loops; code bytes approximate).
+fn estimate(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, hi: i32) -> Est {
+    let steps = p.steps as u64;
+    let asm = p.fast && lo == -128 && hi == 127;
+    let (npos, cout) = (npos as u64, p.rq.len() as u64);
+    let u = if steps % 8 == 0 { 8 } else if steps % 4 == 0 { 4 } else { 2 };
+    let expand_row = match *src {
+        RowSource::Dense { .. } => 5 * steps / 2 + 20,
+        RowSource::Im2col { g, .. } => {
+            let chunks = (g[6] * g[2]).div_ceil(4) as u64;
+            g[5] as u64 * (18 + 7 * chunks) + 50
+        }
+    };
+    match p.tile {
+        Tile::C4P2 => {
+            let tiles = cout.div_ceil(4);
+            let mac = 11 * steps + if steps > 32 { 4 * steps / u } else { 0 };
+            let per_tile = if asm { 69 + mac } else { 150 + mac };
+            let per_pair = 40 + if asm && matches!(src, RowSource::Dense { .. }) { 9 * steps / 2 } else { 2 * expand_row };
+            let mut shared = vec![(format!("gemm_4x2 steps {steps} {}", if matches!(src, RowSource::Dense { .. }) { "dense".to_string() } else { ctx.prefix.clone() }), 700)];
+            if asm {
+                let chunks = steps / 2;
+                shared.push((format!("tiles_4x2_asm {steps}"), 320 + 44 * if steps <= 32 { steps } else { u } as usize + if chunks <= 16 { 28 * chunks } else { 40 } as usize));
+            }
+            Est { instructions: npos.div_ceil(2) * (per_pair + tiles * per_tile), code_bytes: 90, shared }
+        }
+        Tile::C8P1 => {
+            let tiles = cout.div_ceil(8);
+            let per_tile = 180 + 13 * steps;
+            Est { instructions: npos * (expand_row + 30 + tiles * per_tile), code_bytes: 90, shared: vec![(format!("gemm_8x1 steps {steps}"), 900)] }
+        }
+    }
+}
+
 /// The statics and the body of a kernel running `p` over `npos` rows read from `x0` into
 /// `y0`, and the bytes of stack scratch it uses.
 pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, hi: i32) -> (TokenStream, TokenStream, usize) {
@@ -231,6 +267,7 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
             )
         }
     };
+    ctx.report(Strategy::Packed, estimate(ctx, p, src, npos, lo, hi));
     let body = quote! {
         let l = ::microgen_rt::mac::Gemm { steps: #steps, cout: #cout, w: &#w_id.0, bias: &#b_id, rq: &#r_id, lo: #lo_l, hi: #hi_l };
         let mut xs = [0u32; #xs_l];

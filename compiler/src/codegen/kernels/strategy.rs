@@ -1,5 +1,7 @@
 //! Kernel strategies and the user's goal.
 
+use super::super::{Kernel, KernelCtx};
+use crate::ir::{DType, Graph, Node, Op};
 use std::fmt;
 use std::str::FromStr;
 
@@ -72,11 +74,131 @@ impl FromStr for Goal {
     }
 }
 
-/// The strategy a goal prefers before any per-layer cost is weighed.
-pub fn preferred(goal: Goal) -> Strategy {
+/// A kernel's estimated cost on a Cortex-M4 (instruction counts from the kernels' loop
+/// structure, calibrated on the emulator; code bytes approximate).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Est {
+    /// Instructions per inference.
+    pub instructions: u64,
+    /// Code bytes of the layer's own function.
+    pub code_bytes: usize,
+    /// Shared runtime routines the kernel calls (name, code bytes), counted once per model.
+    pub shared: Vec<(String, usize)>,
+}
+
+/// One strategy a layer can take, with its estimated cost.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Candidate {
+    pub strategy: Strategy,
+    pub code_bytes: usize,
+    pub const_bytes: usize,
+    pub instructions: u64,
+    pub shared: Vec<(String, usize)>,
+}
+
+/// The strategies offered for a node: the loop form always, plus the packed form for int8
+/// convolutions and fully connected layers.
+pub fn offered(g: &Graph, node: &Node) -> Vec<Strategy> {
+    let int8 = node.input(0).is_some_and(|x| g.t(x).dtype == DType::I8) && node.outputs.first().is_some_and(|&y| g.t(y).dtype == DType::I8);
+    match node.op {
+        Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::FullyConnected { .. } if int8 => vec![Strategy::Loop, Strategy::Packed],
+        _ => vec![Strategy::Loop],
+    }
+}
+
+/// The candidate an emitted kernel is: what its emitter reported, or the loop form with
+/// an estimate from its operator and size.
+pub fn candidate(ctx: &KernelCtx, k: &Kernel) -> Candidate {
+    let (strategy, est) = match ctx.reported.borrow().clone() {
+        Some(r) => r,
+        None => (Strategy::Loop, loop_estimate(ctx, k)),
+    };
+    Candidate { strategy, code_bytes: est.code_bytes, const_bytes: k.const_bytes, instructions: est.instructions, shared: est.shared }
+}
+
+/// The loop form: instructions per MAC (or per output element) measured on the emulator
+/// for the constant-bound loops, and their code size.
+fn loop_estimate(ctx: &KernelCtx, k: &Kernel) -> Est {
+    let g = ctx.g;
+    let out_elems: u64 = ctx.node.outputs.iter().map(|&t| g.t(t).elems() as u64).sum();
+    let (per_mac, per_out, code) = match ctx.node.op {
+        Op::Conv2d { .. } => (9, 12, 420),
+        Op::DepthwiseConv2d { .. } => (14, 14, 460),
+        Op::FullyConnected { .. } => (6, 12, 300),
+        Op::TransposeConv { .. } => (12, 12, 520),
+        Op::AveragePool2d { .. } | Op::MaxPool2d { .. } => (0, 40, 260),
+        Op::Softmax { .. } => (0, 60, 420),
+        _ => (0, 12, 200),
+    };
+    Est { instructions: k.macs * per_mac + out_elems * per_out, code_bytes: code, shared: Vec::new() }
+}
+
+fn bytes(c: &Candidate) -> usize {
+    c.code_bytes + c.const_bytes + c.shared.iter().map(|(_, b)| b).sum::<usize>()
+}
+
+/// Chooses one candidate per layer (index into its list; layers without candidates get 0):
+/// `Size`, the least flash per layer (shared routines counted once, in order); `Speed`, the
+/// fewest instructions; `Budget(b)`, starting from the `Size` choice, upgrades layer by
+/// layer, best instructions saved per extra byte first, while the estimated flash (code,
+/// shared routines and constants) stays within `b`.
+pub fn choose(goal: Goal, layers: &[Vec<Candidate>]) -> crate::error::Result<Vec<usize>> {
+    let total = |pick: &[usize]| -> usize {
+        let mut shared = std::collections::BTreeMap::new();
+        let mut t = 0;
+        for (cs, &i) in layers.iter().zip(pick) {
+            if let Some(c) = cs.get(i) {
+                t += c.code_bytes + c.const_bytes;
+                for (k, b) in &c.shared {
+                    shared.insert(k.clone(), *b);
+                }
+            }
+        }
+        t + shared.values().sum::<usize>()
+    };
+    let smallest: Vec<usize> = layers
+        .iter()
+        .map(|cs| (0..cs.len()).min_by_key(|&i| (bytes(&cs[i]), cs[i].instructions)).unwrap_or(0))
+        .collect();
     match goal {
-        Goal::Size => Strategy::Loop,
-        Goal::Speed | Goal::Budget(_) => Strategy::Packed,
+        Goal::Size => Ok(smallest),
+        Goal::Speed => Ok(layers.iter().map(|cs| (0..cs.len()).min_by_key(|&i| (cs[i].instructions, bytes(&cs[i]))).unwrap_or(0)).collect()),
+        Goal::Budget(b) => {
+            let mut pick = smallest;
+            let base = total(&pick);
+            if base > b {
+                return Err(crate::error::Error::new(
+                    crate::error::ErrorKind::Budget,
+                    format!("the smallest kernels need an estimated {base} bytes of flash (code and constants), over the budget of {b} bytes"),
+                ));
+            }
+            loop {
+                let now = total(&pick);
+                let mut best: Option<(f64, usize, usize)> = None;
+                for (l, cs) in layers.iter().enumerate() {
+                    for (i, c) in cs.iter().enumerate() {
+                        let cur = &cs[pick[l]];
+                        if c.instructions >= cur.instructions {
+                            continue;
+                        }
+                        let mut trial = pick.clone();
+                        trial[l] = i;
+                        let t = total(&trial);
+                        if t > b {
+                            continue;
+                        }
+                        let gain = (cur.instructions - c.instructions) as f64 / (t.saturating_sub(now).max(1)) as f64;
+                        if best.is_none_or(|(g, _, _)| gain > g) {
+                            best = Some((gain, l, i));
+                        }
+                    }
+                }
+                match best {
+                    Some((_, l, i)) => pick[l] = i,
+                    None => return Ok(pick),
+                }
+            }
+        }
     }
 }
 
