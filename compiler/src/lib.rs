@@ -192,4 +192,5 @@ pub const RUNTIME_SOURCES: &[(&str, &str)] = &[
     ("src/buf.rs", include_str!("../../runtime-min/src/buf.rs")),
     ("src/mac.rs", include_str!("../../runtime-min/src/mac.rs")),
     ("src/dw.rs", include_str!("../../runtime-min/src/dw.rs")),
+    ("src/small.rs", include_str!("../../runtime-min/src/small.rs")),
 ];

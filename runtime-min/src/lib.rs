@@ -7,6 +7,7 @@
 //! * [`buf`]: element access over arena bytes or typed arrays, with no `unsafe`.
 //! * [`mac`]: the fast int8 matrix kernels (packed weights; `SMLAD` on Cortex-M4/M7).
 //! * [`dw`]: the fast int8 3x3 depthwise convolution.
+//! * [`small`]: the compact int8 convolution routine shared by a model's layers.
 //!
 //! `no_std`, no dependencies; `unsafe` only for the `asm!` blocks of [`mac`] and [`dw`] (each with
 //! its SAFETY argument).
@@ -18,3 +19,4 @@ pub mod dw;
 pub mod f;
 pub mod mac;
 pub mod q;
+pub mod small;

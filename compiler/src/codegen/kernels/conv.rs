@@ -3,6 +3,7 @@
 //! geometry (TFLite `ComputePaddingHeightWidth`) shared with DEPTHWISE_CONV_2D and the pools.
 
 use super::super::{lit, Kernel, KernelCtx};
+use super::compact;
 use super::gemm::{self, RowSource, Tile};
 use super::strategy::Strategy;
 use super::{const_f32, const_i32, quantize_multiplier};
@@ -383,6 +384,27 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 })
                 .collect();
             let (amin, amax) = act.range_q(yq.scale(), yq.zp(), -128, 127);
+            let quant_doc = format!(
+                "{shape_doc}, int8, {} weights, activation {}, {macs} MACs",
+                if mults.iter().all(|m| *m == mults[0]) { "per-tensor" } else { "per-channel" },
+                act.name()
+            );
+            if ctx.strategy == Strategy::Compact {
+                let l = compact::Layer {
+                    g: [g.n, g.h, g.w, g.c, g.oh, g.ow, cout, kh, kw, g.sh, g.sw, g.dh, g.dw, g.pad_h, g.pad_w, 1],
+                    depthwise: false,
+                    w: wdata,
+                    bias: &bias_v,
+                    mults: &mults,
+                    in_off,
+                    out_zp,
+                    lo: amin,
+                    hi: amax,
+                };
+                if let Some(k) = compact::emit(ctx, &l, quant_doc, macs) {
+                    return Ok(k);
+                }
+            }
             if ctx.strategy == Strategy::Packed {
                 let wi8: Vec<i8> = wdata.iter().map(|&v| v as i8).collect();
                 // A 1x1 window with stride 1 reads each position's channels as one row.

@@ -69,6 +69,27 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 })
                 .collect();
             let (amin, amax) = act.range_q(yq.scale(), yq.zp(), -128, 127);
+            if ctx.strategy == Strategy::Compact {
+                let l = super::compact::Layer {
+                    g: [g.n, g.h, g.w, g.c, g.oh, g.ow, cout, kh, kw, g.sh, g.sw, g.dh, g.dw, g.pad_h, g.pad_w, g.c],
+                    depthwise: true,
+                    w: wdata,
+                    bias: &bias_v,
+                    mults: &mults,
+                    in_off,
+                    out_zp: yq.zp(),
+                    lo: amin,
+                    hi: amax,
+                };
+                let doc = format!(
+                    "{shape_doc}, int8, {} weights, activation {}, {macs} MACs",
+                    if mults.iter().all(|m| *m == mults[0]) { "per-tensor" } else { "per-channel" },
+                    act.name()
+                );
+                if let Some(k) = super::compact::emit(ctx, &l, doc, macs) {
+                    return Ok(k);
+                }
+            }
             if ctx.strategy == Strategy::Packed {
                 if let Some(k) = emit_fast(ctx, &g, wdata, &bias_v, in_off, &mults, yq.zp(), amin, amax, dm, cout, &shape_doc, macs)? {
                     return Ok(k);

@@ -76,6 +76,27 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 })
                 .collect();
             let (amin, amax) = act.range_q(yq.scale(), yq.zp(), -128, 127);
+            if ctx.strategy == Strategy::Compact && bias_v.len() == out_n && wdata.len() >= out_n * depth {
+                let l = super::compact::Layer {
+                    g: [batches, 1, 1, depth, 1, 1, out_n, 1, 1, 1, 1, 1, 1, 0, 0, 1],
+                    depthwise: false,
+                    w: &wdata[..out_n * depth],
+                    bias: &bias_v,
+                    mults: &mults,
+                    in_off: in_offset,
+                    out_zp: yq.zp(),
+                    lo: amin,
+                    hi: amax,
+                };
+                let doc = format!(
+                    "[{batches} x {depth}] -> [{batches} x {out_n}], int8, {} weights, activation {}, {macs} MACs",
+                    if wq.per_channel() { "per-channel" } else { "per-tensor" },
+                    act.name()
+                );
+                if let Some(k) = super::compact::emit(ctx, &l, doc, macs) {
+                    return Ok(k);
+                }
+            }
             if ctx.strategy == Strategy::Packed {
                 let wi8: Vec<i8> = wdata[..out_n * depth].iter().map(|&v| v as i8).collect();
                 let tile = if batches == 1 { Tile::C8P1 } else { Tile::C4P2 };

@@ -7,6 +7,7 @@ use crate::ir::Op;
 
 pub mod add;
 pub mod add16;
+pub mod compact;
 pub mod conv;
 pub mod conv16;
 pub mod conv_grouped;

@@ -8,7 +8,10 @@ use std::str::FromStr;
 /// How a layer's kernel is generated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub enum Strategy {
-    /// Loops with constant bounds over the model's own weight layout (smallest flash).
+    /// One shared runtime routine per operator family, the layer's shape and quantization
+    /// in a constant parameter block (least code for models of several layers).
+    Compact,
+    /// Loops with constant bounds over the model's own weight layout.
     Loop,
     /// Weights packed at compile time for the fast matrix kernels of `microgen_rt::mac`
     /// (int16 pairs, output tiles, `SMLAD` on Cortex-M4/M7).
@@ -18,6 +21,7 @@ pub enum Strategy {
 impl Strategy {
     pub fn name(self) -> &'static str {
         match self {
+            Strategy::Compact => "compact",
             Strategy::Loop => "loop",
             Strategy::Packed => "packed",
         }
@@ -96,12 +100,12 @@ pub struct Candidate {
     pub shared: Vec<(String, usize)>,
 }
 
-/// The strategies offered for a node: the loop form always, plus the packed form for int8
-/// convolutions and fully connected layers.
+/// The strategies offered for a node: the loop form always, plus the compact and packed
+/// forms for int8 convolutions and fully connected layers.
 pub fn offered(g: &Graph, node: &Node) -> Vec<Strategy> {
     let int8 = node.input(0).is_some_and(|x| g.t(x).dtype == DType::I8) && node.outputs.first().is_some_and(|&y| g.t(y).dtype == DType::I8);
     match node.op {
-        Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::FullyConnected { .. } if int8 => vec![Strategy::Loop, Strategy::Packed],
+        Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::FullyConnected { .. } if int8 => vec![Strategy::Compact, Strategy::Loop, Strategy::Packed],
         _ => vec![Strategy::Loop],
     }
 }
@@ -138,7 +142,7 @@ fn bytes(c: &Candidate) -> usize {
 }
 
 /// Chooses one candidate per layer (index into its list; layers without candidates get 0):
-/// `Size`, the least flash per layer (shared routines counted once, in order); `Speed`, the
+/// `Size`, the least flash (shared routines counted once); `Speed`, the
 /// fewest instructions; `Budget(b)`, starting from the `Size` choice, upgrades layer by
 /// layer, best instructions saved per extra byte first, while the estimated flash (code,
 /// shared routines and constants) stays within `b`.
@@ -156,10 +160,30 @@ pub fn choose(goal: Goal, layers: &[Vec<Candidate>]) -> crate::error::Result<Vec
         }
         t + shared.values().sum::<usize>()
     };
-    let smallest: Vec<usize> = layers
+    // The least flash: per layer without the shared routines, then layer by layer the
+    // change that saves the most bytes with them counted once, while one does.
+    let mut smallest: Vec<usize> = layers
         .iter()
-        .map(|cs| (0..cs.len()).min_by_key(|&i| (bytes(&cs[i]), cs[i].instructions)).unwrap_or(0))
+        .map(|cs| (0..cs.len()).min_by_key(|&i| (cs[i].code_bytes + cs[i].const_bytes, cs[i].instructions)).unwrap_or(0))
         .collect();
+    loop {
+        let now = total(&smallest);
+        let mut best: Option<(usize, usize, usize)> = None;
+        for (l, cs) in layers.iter().enumerate() {
+            for i in 0..cs.len() {
+                let mut trial = smallest.clone();
+                trial[l] = i;
+                let t = total(&trial);
+                if t < now && best.is_none_or(|(b, _, _)| t < b) {
+                    best = Some((t, l, i));
+                }
+            }
+        }
+        match best {
+            Some((_, l, i)) => smallest[l] = i,
+            None => break,
+        }
+    }
     match goal {
         Goal::Size => Ok(smallest),
         Goal::Speed => Ok(layers.iter().map(|cs| (0..cs.len()).min_by_key(|&i| (cs[i].instructions, bytes(&cs[i]))).unwrap_or(0)).collect()),
