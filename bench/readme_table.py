@@ -48,13 +48,21 @@ def ratio(a, b):
 
 
 def sysname(r):
-    return r["system"] + (f" ({r['kernels']})" if r.get("kernels") else "")
+    extra = r.get("kernels") or r.get("strategy")
+    return r["system"] + (f" ({extra})" if extra else "")
+
+
+def is_ours(r):
+    """The microgen row the peers are compared with: the compiler's default goal (speed)."""
+    return r["system"] == "microgen" and r.get("strategy") in (None, "speed")
 
 
 def rows_with_ratios(rows):
-    ours = {(r["model"], r["target"]): r for r in rows if r["system"] == "microgen"}
+    ours = {(r["model"], r["target"]): r for r in rows if is_ours(r)}
     out = []
-    for r in sorted(rows, key=lambda r: (r["model"], TORDER.get(r["target"], 9), SORDER.get(r["system"], 9), r.get("kernels") or "")):
+    gorder = {"speed": 0, "size": 1}
+    for r in sorted(rows, key=lambda r: (r["model"], TORDER.get(r["target"], 9), SORDER.get(r["system"], 9),
+                                         gorder.get(r.get("strategy") or "", 2), r.get("kernels") or "")):
         o = ours.get((r["model"], r["target"]))
         rat = ("", "", "")
         if r["system"] != "microgen" and o is not None and r.get("instructions") is not None:
@@ -118,7 +126,7 @@ def markdown(rows):
             c = cells(r, rat)
             del c[1]
             if r["system"] == "microgen":
-                c[1] = "**microgen**"
+                c[1] = f"**{sysname(r)}**"
             n = note(r)
             if t == "m0" and r.get("qemu_machine") == "mps2-an385":
                 n = (n + "; " if n else "") + "on mps2-an385"
@@ -137,11 +145,11 @@ def markdown(rows):
         p()
     # board fit
     models = sorted({r["model"] for r in rows if r["system"] in ("microgen", "microflow")})
-    cols = [(t, s) for s in ("microgen", "microflow") for t in ("m4", "m0", "rv32")
-            if any(r["target"] == t and r["system"] == s for r in rows)]
+    cols = [(t, s) for s in ("microgen (speed)", "microgen (size)", "microgen", "microflow") for t in ("m4", "m0", "rv32")
+            if any(r["target"] == t and sysname(r) == s for r in rows)]
     if not cols:
         return
-    by = {(r["model"], r["target"], r["system"]): r for r in rows}
+    by = {(r["model"], r["target"], sysname(r)): r for r in rows}
     p()
     p("Board fit: the whole firmware image (harness included) against the board's memory; flash = `.text` + `.rodata` + `.data`,")
     p("RAM = `.data` + `.bss` + the measured stack peak of the run; K = 1024 B:")

@@ -1,6 +1,6 @@
 # One results.json row from run-firmware.sh's key=value output ($kv) and the same target's
 # model-free harness ($base). Called by bench/run.sh with:
-#   $kv $base (objects of strings), $model $target $system $opt $dl ("N MAX": differing output
+#   $kv $base (objects of strings), $model $target $system $opt $goal $dl ("N MAX": differing output
 #   bytes vs the host and their largest |difference| in LSB), $macs $secs (numbers).
 def n: if . == null or . == "" then null else tonumber end;
 def board:
@@ -13,6 +13,7 @@ def board:
     {model: $model, target: $target, system: $system, text_bytes: null, rodata_bytes: null,
      static_ram_bytes: null, arena_bytes: null, stack_bytes: null, instructions: null, macs: $macs,
      instr_per_mac: null, outputs_match_host: null, status: ($kv.status // "error"),
+     strategy: (if $goal == "" then null else $goal end),
      notes: (($kv.error_detail // "") | if . == "" then ($kv.error // "failed") else . end)}
     + (if $system == "microflow" then {bit_exact: null} else {} end)
   else
@@ -36,6 +37,7 @@ def board:
        outputs_match_host: ($kv.match == "yes"),
        qemu_machine: $kv.board,
        opt_level: $opt,
+       strategy: (if $goal == "" then null else $goal end),
        image_flash_bytes: $flash,
        image_ram_bytes: $ram,
        board: board.name,

@@ -11,6 +11,8 @@
 #                 except audio_preprocessor_* (TFLM Signal custom ops)
 #   --targets     firmware targets for microgen (default m4,m0,rv32)
 #   --microflow-targets  targets for MicroFlow rows (default m4; "" = none)
+#   --goals       microgen's kernel goals to measure, each a row (`strategy`; MICROGEN_GOAL of
+#                 include_model!): default speed,size (speed is the compiler's default)
 #   --merge       keep the rows of an existing results file that this run does not measure
 #   --resume      keep the rows already measured (bench/work/rows) by an interrupted run
 #   --out         results file (default bench/results.json)
@@ -37,19 +39,20 @@ SHARED_DIR="${MICROGEN_SHARED_MODELS:-$ROOT/../shared/models}"
 PEERS="${MICROGEN_PEERS_TSV:-$(dirname "$SHARED_DIR")/anchors/m4-peers.tsv}"
 DEFAULT_TESTS=(fc_relu_int8 conv_s1_same_int8 dw_m1_int8 resnet_small_int8 resnet_small_f32
   zoo_dscnn_int8 zoo_mbv2_block_int8 zoo_autoencoder_int8 stream_ring_int8)
-TARGETS="m4,m0,rv32"; MF_TARGETS="m4"; SHARED=0; MERGE=0; RESUME=0; TFLM=1; MARKDOWN=0
+TARGETS="m4,m0,rv32"; MF_TARGETS="m4"; GOALS="speed,size"; SHARED=0; MERGE=0; RESUME=0; TFLM=1; MARKDOWN=0
 OUTJSON="$HERE/results.json"; ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --shared) SHARED=1; shift ;;
     --targets) TARGETS="$2"; shift 2 ;;
     --microflow-targets) MF_TARGETS="$2"; shift 2 ;;
+    --goals) GOALS="$2"; shift 2 ;;
     --merge) MERGE=1; shift ;;
     --resume) RESUME=1; shift ;;
     --out) OUTJSON="$(realpath -m "$2")"; shift 2 ;;
     --no-tflm) TFLM=0; shift ;;
     --markdown) MARKDOWN=1; shift ;;
-    -h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
     -*) echo "bench: unknown option $1" >&2; exit 2 ;;
     *) ARGS+=("$1"); shift ;;
   esac
@@ -74,7 +77,8 @@ fi
 [ ${#MODELS[@]} -gt 0 ] || { log "no models"; exit 2; }
 IFS=, read -r -a TLIST <<<"$TARGETS"
 IFS=, read -r -a MFLIST <<<"$MF_TARGETS"
-log "${#MODELS[@]} models; microgen on ${TLIST[*]}; microflow on ${MFLIST[*]:-none}"
+IFS=, read -r -a GLIST <<<"$GOALS"
+log "${#MODELS[@]} models; microgen (${GLIST[*]}) on ${TLIST[*]}; microflow on ${MFLIST[*]:-none}"
 
 COMMIT="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 [ -n "$(git -C "$ROOT" status --porcelain -- compiler macros runtime-min examples/firmware 2>/dev/null)" ] && COMMIT="$COMMIT+dirty"
@@ -105,17 +109,18 @@ diff_lsb() {
 }
 
 ROWS=()
-measure() { # system target model input macs
-  local sys="$1" t="$2" model="$3" input="$4" macs="$5" stem opt=() kv work rc=0 row
+measure() { # system target model input macs [goal]
+  local sys="$1" t="$2" model="$3" input="$4" macs="$5" goal="${6:-}" stem opt=() kv work rc=0 row id
   stem="$(basename "$model" .tflite)"
-  kv="$WORK/kv/$sys-$t-$stem.kv"; work="$WORK/fw/$t-$stem-$sys"
-  if [ $RESUME = 1 ] && [ -s "$WORK/rows/$sys-$t-$stem.json" ]; then  # measured by an interrupted run
-    ROWS+=("$WORK/rows/$sys-$t-$stem.json"); log "$sys $t $stem: kept from the last run (--resume)"; return
+  id="$sys${goal:+-$goal}-$t-$stem"
+  kv="$WORK/kv/$id.kv"; work="$WORK/fw/$id"
+  if [ $RESUME = 1 ] && [ -s "$WORK/rows/$id.json" ]; then  # measured by an interrupted run
+    ROWS+=("$WORK/rows/$id.json"); log "$id: kept from the last run (--resume)"; return
   fi
   [ "$sys" = microflow ] && opt=(--microflow)
-  log "$sys $t $stem"
+  log "$sys${goal:+ ($goal)} $t $stem"
   local t0=$SECONDS
-  "$RUNFW" --count --repeat 3 "${opt[@]}" --kv "$kv" --work "$work" "$t" "$model" "$input" >"$work.txt" 2>&1 || rc=$?
+  MICROGEN_GOAL="$goal" "$RUNFW" --count --repeat 3 "${opt[@]}" --kv "$kv" --work "$work" "$t" "$model" "$input" >"$work.txt" 2>&1 || rc=$?
   [ -f "$kv" ] || printf 'status=error\nerror=%s\n' "$(tail -n 2 "$work.txt" | tr '\n' ' ' | cut -c1-300)" >"$kv"
   local dl="0 0"; [ -f "$work/fw.bin" ] && [ -f "$work/host.bin" ] && dl="$(diff_lsb "$work/fw.bin" "$work/host.bin")"
   if [ "$sys" = microflow ] && grep -q '^status=build_failed' "$kv"; then  # say why, in MicroFlow's terms
@@ -135,9 +140,9 @@ measure() { # system target model input macs
   fi
   row="$(jq -n --argjson kv "$(kv_json "$kv")" --argjson base "${BASE[$t]}" --arg model "$stem" --arg target "$t" \
     --arg system "$sys" --argjson macs "$macs" --arg opt "${CARGO_PROFILE_RELEASE_OPT_LEVEL:-s}" --arg dl "$dl" \
-    --argjson secs $((SECONDS - t0)) -f "$HERE/row.jq" | jq --arg c "$COMMIT" '. + {commit: $c}')"
-  echo "$row" >"$WORK/rows/$sys-$t-$stem.json"
-  ROWS+=("$WORK/rows/$sys-$t-$stem.json")
+    --arg goal "$goal" --argjson secs $((SECONDS - t0)) -f "$HERE/row.jq" | jq --arg c "$COMMIT" '. + {commit: $c}')"
+  echo "$row" >"$WORK/rows/$id.json"
+  ROWS+=("$WORK/rows/$id.json")
   log "  -> $(echo "$row" | jq -r '"text \(.text_bytes) rodata \(.rodata_bytes) ram \(.static_ram_bytes) stack \(.stack_bytes) insns \(.instructions) match \(.outputs_match_host) \(.notes // "")"')"
 }
 
@@ -146,7 +151,7 @@ for model in "${MODELS[@]}"; do
   "$CLI" inspect --json "$model" >"$WORK/inputs/$stem.json" 2>"$WORK/inputs/$stem.err" || { log "$stem: inspect failed: $(head -n1 "$WORK/inputs/$stem.err")"; continue; }
   macs="$(jq '.totals.macs' "$WORK/inputs/$stem.json")"
   "$PY" "$HERE/gen_input.py" "$WORK/inputs/$stem.json" "$WORK/inputs/$stem.bin"
-  for t in "${TLIST[@]}"; do measure microgen "$t" "$model" "$WORK/inputs/$stem.bin" "$macs"; done
+  for t in "${TLIST[@]}"; do for g in "${GLIST[@]}"; do measure microgen "$t" "$model" "$WORK/inputs/$stem.bin" "$macs" "$g"; done; done
   for t in "${MFLIST[@]}"; do [ -n "$t" ] && measure microflow "$t" "$model" "$WORK/inputs/$stem.bin" "$macs"; done
 done
 
@@ -172,10 +177,10 @@ fi
 NEW="$(jq -s '.' "${ROWS[@]}" | jq --argjson tflm "$TFLM_ROWS" '. + $tflm')"
 if [ $MERGE = 1 ] && [ -f "$OUTJSON" ]; then
   NEW="$(jq -n --argjson old "$(cat "$OUTJSON")" --argjson new "$NEW" '
-    ($new | map("\(.model)|\(.target)|\(.system)|\(.kernels // "")")) as $k
-    | [$old[] | select(("\(.model)|\(.target)|\(.system)|\(.kernels // "")") as $x | $k | index($x) | not)] + $new')"
+    def key: "\(.model)|\(.target)|\(.system)|\(.kernels // "")|\(.strategy // "")";
+    ($new | map(key)) as $k | [$old[] | select(key as $x | $k | index($x) | not)] + $new')"
 fi
-echo "$NEW" | jq 'sort_by(.model, (.target | {"m4":0,"m0":1,"rv32":2}[.] // 9), (.system | {"microgen":0,"microflow":1,"tflm":2}[.] // 9), (.kernels // ""))' >"$OUTJSON.tmp"
+echo "$NEW" | jq 'sort_by(.model, (.target | {"m4":0,"m0":1,"rv32":2}[.] // 9), (.system | {"microgen":0,"microflow":1,"tflm":2}[.] // 9), (.strategy | {"speed":0,"size":1}[. // ""] // 2), (.kernels // ""))' >"$OUTJSON.tmp"
 mv "$OUTJSON.tmp" "$OUTJSON"
 log "wrote $OUTJSON ($(jq length "$OUTJSON") rows)"
 "$PY" "$HERE/readme_table.py" "$OUTJSON"
