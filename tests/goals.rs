@@ -106,3 +106,19 @@ fn goals_choose_strategies() {
     let e = microgen::compile(&bytes, &Options::new("kws").goal(Goal::Budget(1000))).unwrap_err().to_string();
     assert!(e.contains("over the budget of 1000 bytes"), "{e}");
 }
+
+/// The 80%-sparse model takes the sparse kernels for its pruned layers, its dense twin the
+/// packed ones, and the estimate puts the sparse model at least twice as fast.
+#[test]
+fn pruned_model_takes_sparse_kernels() {
+    let of = |name: &str| {
+        let bytes = std::fs::read(repo().join("tests/models").join(name)).unwrap();
+        microgen::compile(&bytes, &Options::new(name).goal(Goal::Speed)).unwrap()
+    };
+    let (dense, sparse) = (of("pruned_cnn_dense_int8.tflite"), of("pruned_cnn_p80_int8.tflite"));
+    let big = |c: &microgen::Compiled| c.layers.iter().filter(|l| l.macs > 200_000).map(|l| l.strategy).collect::<Vec<_>>();
+    assert!(big(&dense).iter().all(|&s| s == Strategy::Packed), "{:?}", big(&dense));
+    assert_eq!(big(&sparse).iter().filter(|&&s| s == Strategy::Sparse).count(), 4, "{:?}", big(&sparse));
+    assert!(sparse.est_instructions * 2 <= dense.est_instructions, "{} vs {}", sparse.est_instructions, dense.est_instructions);
+    assert!(sparse.weights_bytes * 2 < dense.weights_bytes);
+}

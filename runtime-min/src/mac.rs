@@ -710,6 +710,194 @@ pub fn gemm_8x1<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
     }
 }
 
+/// The sparse form of a layer (weights of pruned models): per output channel, only the
+/// chunks (4 consecutive inputs, 2 pair words) with a non-zero weight, as
+/// `[bias, n, (w_even, w_odd, offset) * n, m, k, e]` (`offset`: the chunk's byte offset
+/// in a 4-position scratch row, `32 * chunk`), the doubled-accumulator requantization
+/// (`rq_fast`) only. Channels follow one another in `data`.
+pub struct Sparse<'a> {
+    /// Pair words per row.
+    pub steps: usize,
+    pub cout: usize,
+    pub data: &'a [i32],
+    pub lo: i32,
+    pub hi: i32,
+}
+
+/// Every channel of 4 positions from the expanded rows `xs` (`[step][4]` words) in plain
+/// Rust: `n` lanes are stored (the first `n` positions from `p0`).
+fn sparse_lanes<Y: Out8>(l: &Sparse, xs: &[u32], y: &mut Y, p0: usize, n: usize) {
+    let mut d = 0;
+    for oc in 0..l.cout {
+        let mut acc = [l.data[d]; 4];
+        let cnt = l.data[d + 1] as usize;
+        d += 2;
+        for _ in 0..cnt {
+            let (w0, w1, off) = (l.data[d] as u32, l.data[d + 1] as u32, l.data[d + 2] as usize / 4);
+            d += 3;
+            for (lane, a) in acc.iter_mut().enumerate() {
+                *a = smlad(smlad(*a, xs[off + lane], w0), xs[off + 4 + lane], w1);
+            }
+        }
+        let r = [l.data[d], l.data[d + 1], l.data[d + 2]];
+        d += 3;
+        for (lane, &a) in acc.iter().enumerate().take(n) {
+            y.put((p0 + lane) * l.cout + oc, rq_fast(a, &r, l.lo, l.hi));
+        }
+    }
+}
+
+/// Every channel of one group of 4 positions, in one `asm!` block: per channel the
+/// accumulators start at the bias, each listed chunk loads the 4 positions' pair words
+/// twice (`LDM`) for 8 `SMLAD`s, then `rq_fast` and 4 stores at `yp + lane * C`.
+/// Proof that a sparse layer's data describes `C` channels whose chunk offsets stay
+/// inside a scratch row of `xs_len` words (checked once per call of the layer).
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+struct Checked;
+
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+fn check_sparse<const C: usize>(data: &[i32], xs_len: usize) -> Option<Checked> {
+    let mut d = 0;
+    for _ in 0..C {
+        let n = *data.get(d + 1)? as usize;
+        if d + 5 + 3 * n > data.len() {
+            return None;
+        }
+        for i in 0..n {
+            let off = data[d + 2 + 3 * i + 2] as usize;
+            if off % 4 != 0 || off / 4 + 8 > xs_len {
+                return None;
+            }
+        }
+        d += 5 + 3 * n;
+    }
+    Some(Checked)
+}
+
+/// Every channel of one group of 4 positions, in one `asm!` block: per channel the
+/// accumulators start at the bias, each listed chunk loads the 4 positions' pair words
+/// twice (`LDM`) for 8 `SMLAD`s, then `rq_fast` and 4 stores at `yp + lane * C`.
+#[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+#[allow(unsafe_code)]
+#[inline(never)]
+fn sparse_asm<const C: usize>(_: &Checked, xs: &[u32], data: &[i32], yp: *mut u8) {
+    assert!(C > 0 && 3 * C <= 4095);
+    // SAFETY: reads `data` (`Checked`: it holds C channels), and `xs` at the listed
+    // offsets (`Checked`: in bounds for `xs`, which the caller passes whole; `[u32]` is word aligned); writes `4 * C` bytes at `yp`
+    // (positions 0..4 of C channels), which the caller obtained from `Out8::span`. Uses the
+    // stack below `sp` (its frame, and r6/r7, reserved by Rust, saved and restored).
+    unsafe {
+        core::arch::asm!(
+            "push {{r6, r7}}",
+            "sub sp, sp, #8",
+            "str r0, [sp]",
+            "str r1, [sp, #4]",
+            "4:",
+            "ldm r11!, {{r0, lr}}",
+            "mov r1, r0",
+            "mov r2, r0",
+            "mov r3, r0",
+            "cmp lr, #0",
+            "beq 5f",
+            "2:",
+            "ldm r11!, {{r6, r7, r12}}",
+            "add r12, r10, r12",
+            "ldm r12!, {{r4, r5, r8, r9}}",
+            "smlad r0, r4, r6, r0",
+            "smlad r1, r5, r6, r1",
+            "smlad r2, r8, r6, r2",
+            "smlad r3, r9, r6, r3",
+            "ldm r12, {{r4, r5, r8, r9}}",
+            "smlad r0, r4, r7, r0",
+            "smlad r1, r5, r7, r1",
+            "smlad r2, r8, r7, r2",
+            "smlad r3, r9, r7, r3",
+            "subs lr, lr, #1",
+            "bne 2b",
+            "5:",
+            "ldm r11!, {{r6, r7, r12}}",
+            "add lr, r7, r0, asr #31",
+            "smmlar r0, r0, r6, lr",
+            "asr r0, r0, r12",
+            "ssat r0, #8, r0",
+            "add lr, r7, r1, asr #31",
+            "smmlar r1, r1, r6, lr",
+            "asr r1, r1, r12",
+            "ssat r1, #8, r1",
+            "add lr, r7, r2, asr #31",
+            "smmlar r2, r2, r6, lr",
+            "asr r2, r2, r12",
+            "ssat r2, #8, r2",
+            "add lr, r7, r3, asr #31",
+            "smmlar r3, r3, r6, lr",
+            "asr r3, r3, r12",
+            "ssat r3, #8, r3",
+            "ldr lr, [sp]",
+            "strb r0, [lr]",
+            "strb r1, [lr, #{c}]",
+            "strb r2, [lr, #{c2}]",
+            "strb r3, [lr, #{c3}]",
+            "add lr, lr, #1",
+            "str lr, [sp]",
+            "ldr lr, [sp, #4]",
+            "subs lr, lr, #1",
+            "str lr, [sp, #4]",
+            "bne 4b",
+            "add sp, sp, #8",
+            "pop {{r6, r7}}",
+            c = const C,
+            c2 = const 2 * C,
+            c3 = const 3 * C,
+            inout("r10") xs.as_ptr() => _, inout("r11") data.as_ptr() => _,
+            inout("r0") yp => _, inout("r1") C => _,
+            out("r2") _, out("r3") _, out("r4") _, out("r5") _, out("r8") _, out("r9") _, out("r12") _, out("lr") _,
+        );
+    }
+}
+
+/// A sparse layer over `npos` rows, 4 positions at a time (the last `npos % 4` one at a
+/// time), `C` output channels. `xs` is scratch of `4 * steps + 8` words. With `rev` the
+/// positions run backwards; a group's inputs are all read before its outputs are written.
+pub fn gemm_sparse<R: Rows, Y: Out8, const C: usize>(l: &Sparse, rows: &mut R, npos: usize, mut y: Y, rev: bool, xs: &mut [u32]) {
+    assert!(l.cout == C);
+    let xs = &mut xs[..4 * l.steps + 8];
+    let groups = npos / 4;
+    #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+    let checked = if l.lo == -128 && l.hi == 127 { check_sparse::<C>(l.data, xs.len()) } else { None };
+    let group = |rows: &mut R, xs: &mut [u32], y: &mut Y, g: usize| {
+        let p0 = 4 * g;
+        for lane in 0..4 {
+            rows.expand::<4>(p0 + lane, &mut xs[lane..]);
+        }
+        #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
+        if let Some(c) = &checked {
+            let yp = y.span(p0 * C, 4 * C);
+            sparse_asm::<C>(c, xs, l.data, yp);
+            return;
+        }
+        sparse_lanes(l, xs, y, p0, 4);
+    };
+    let tail = |rows: &mut R, xs: &mut [u32], y: &mut Y, p: usize| {
+        rows.expand::<4>(p, xs);
+        sparse_lanes(l, xs, y, p, 1);
+    };
+    if rev {
+        for p in (4 * groups..npos).rev() {
+            tail(rows, xs, &mut y, p);
+        }
+        for g in (0..groups).rev() {
+            group(rows, xs, &mut y, g);
+        }
+    } else {
+        for g in 0..groups {
+            group(rows, xs, &mut y, g);
+        }
+        for p in 4 * groups..npos {
+            tail(rows, xs, &mut y, p);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -401,8 +401,27 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                     lo: amin,
                     hi: amax,
                 };
-                if let Some(k) = compact::emit(ctx, &l, quant_doc, macs) {
+                if let Some(k) = compact::emit(ctx, &l, quant_doc.clone(), macs) {
                     return Ok(k);
+                }
+            }
+            if ctx.strategy == Strategy::Sparse && g.n * g.oh * g.ow >= 4 {
+                let wi8: Vec<i8> = wdata.iter().map(|&v| v as i8).collect();
+                let dense = kh == 1 && kw == 1 && g.sh == 1 && g.sw == 1 && !g.partial && g.oh == g.h && g.ow == g.w;
+                let src = if dense {
+                    RowSource::Dense { k: g.c }
+                } else {
+                    RowSource::Im2col { g: [g.h, g.w, g.c, g.oh, g.ow, kh, kw, g.sh, g.sw, g.dh, g.dw, g.pad_h, g.pad_w], zp: -in_off }
+                };
+                let (kp, kmap) = src.layout();
+                if let Some(p) = gemm::pack_sparse(&wi8, kn, kp, &*kmap, cout, &bias_v, in_off, &mults, out_zp, amin, amax) {
+                    let (statics, body, scratch) = gemm::emit_sparse(ctx, &p, &src, g.n * g.oh * g.ow, cout, amin, amax);
+                    let empty = p.per_channel.iter().filter(|&&n| n == 0).count();
+                    let doc = format!(
+                        "{quant_doc}; sparse: {} of {} chunks of 4 weights kept ({empty} output channels without any), 4 positions per step, {scratch} B of stack scratch",
+                        p.kept, p.chunks
+                    );
+                    return Ok(Kernel { statics, body, doc, macs, const_bytes: 4 * p.data.len() });
                 }
             }
             if ctx.strategy == Strategy::Packed {

@@ -476,13 +476,38 @@ fn mean(ctx: &KernelCtx, _keep_dims: bool) -> Result<Kernel> {
             s -= shift;
             let off = (xq.zp() as i64 * n64) as i32;
             let (m, s, off, oz) = (lit::i32(m), lit::i32(s), lit::i32(off), lit::i32(yq.zp()));
+            // Reduced dimensions in one contiguous run (a spatial mean of NHWC): plain
+            // nested loops instead of an index decomposition per element.
+            let first = red.iter().position(|&r| r).unwrap_or(0);
+            let last = red.iter().rposition(|&r| r).unwrap_or(0);
+            let contiguous = red[first..=last].iter().all(|&r| r);
+            let sum = if contiguous {
+                let inner: usize = x.shape[last + 1..].iter().product();
+                let outer: usize = x.shape[..first].iter().product();
+                let (o_l, r_l, i_l) = (lit::usize(outer), lit::usize(cnt), lit::usize(inner));
+                quote! {
+                    for o in 0..#o_l {
+                        let a = &mut acc[o * #i_l..(o + 1) * #i_l];
+                        for r in 0..#r_l {
+                            let b = (o * #r_l + r) * #i_l;
+                            for (i, s) in a.iter_mut().enumerate() {
+                                *s = s.wrapping_add(x0.get_i8(b + i) as i32);
+                            }
+                        }
+                    }
+                }
+            } else {
+                quote! {
+                    for i in 0..#nin_l {
+                        #oidx
+                        acc[o] = acc[o].wrapping_add(x0.get_i8(i) as i32);
+                    }
+                }
+            };
             let body = quote! {
                 use ::microgen_rt::q::{clamp, mbqm};
                 let mut acc = [0i32; #nout_l];
-                for i in 0..#nin_l {
-                    #oidx
-                    acc[o] = acc[o].wrapping_add(x0.get_i8(i) as i32);
-                }
+                #sum
                 for j in 0..#nout_l {
                     let v = mbqm(acc[j].wrapping_sub(#off), #m, #s) + #oz;
                     y0.set_i8(j, clamp(v, -128, 127) as i8);

@@ -97,6 +97,21 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                     return Ok(k);
                 }
             }
+            if ctx.strategy == Strategy::Sparse && batches >= 4 {
+                let wi8: Vec<i8> = wdata[..out_n * depth].iter().map(|&v| v as i8).collect();
+                let src = RowSource::Dense { k: depth };
+                let (kp, kmap) = src.layout();
+                if let Some(p) = gemm::pack_sparse(&wi8, depth, kp, &*kmap, out_n, &bias_v, in_offset, &mults, yq.zp(), amin, amax) {
+                    let (statics, body, scratch) = gemm::emit_sparse(ctx, &p, &src, batches, out_n, amin, amax);
+                    let doc = format!(
+                        "[{batches} x {depth}] -> [{batches} x {out_n}], int8, activation {}, {macs} MACs; sparse: {} of {} chunks of 4 weights kept, {scratch} B of stack scratch",
+                        act.name(),
+                        p.kept,
+                        p.chunks
+                    );
+                    return Ok(Kernel { statics, body, doc, macs, const_bytes: 4 * p.data.len() });
+                }
+            }
             if ctx.strategy == Strategy::Packed {
                 let wi8: Vec<i8> = wdata[..out_n * depth].iter().map(|&v| v as i8).collect();
                 let tile = if batches == 1 { Tile::C8P1 } else { Tile::C4P2 };

@@ -236,7 +236,110 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
     };
     let xs_l = lit::usize(xs_words);
     let scratch = 4 * xs_words;
-    let (rows_decl, rows) = match src {
+    let (rows_decl, rows) = rows_tokens(src);
+    ctx.report(Strategy::Packed, estimate(ctx, p, src, npos, lo, hi));
+    let body = quote! {
+        let l = ::microgen_rt::mac::Gemm { steps: #steps, cout: #cout, w: &#w_id.0, bias: &#b_id, rq: &#r_id, lo: #lo_l, hi: #hi_l };
+        let mut xs = [0u32; #xs_l];
+        #rows_decl
+        #func::<_, _, #fast, #steps>(&l, &mut #rows, #npos_l, y0, #rev, &mut xs);
+    };
+    (statics, body, scratch)
+}
+
+/// A layer's constants in the sparse form (`microgen_rt::mac::Sparse`).
+pub struct SparsePacked {
+    pub steps: usize,
+    pub data: Vec<i32>,
+    /// Chunks (4 consecutive inputs of one output channel) kept, of all.
+    pub kept: usize,
+    pub chunks: usize,
+    /// Kept chunks per output channel.
+    pub per_channel: Vec<usize>,
+}
+
+/// Packs a layer in the sparse form: per output channel only the chunks of 4 inputs with a
+/// non-zero weight (arguments as [`pack`]); `None` when the doubled-accumulator
+/// requantization is not exact for every channel, or when fewer than a quarter of the
+/// chunks are zero (the dense form is then as fast).
+#[allow(clippy::too_many_arguments)]
+pub fn pack_sparse(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>, cout: usize, bias: &[i32], in_off: i32, mults: &[(i32, i32)], out_zp: i32, lo: i32, hi: i32) -> Option<SparsePacked> {
+    let steps = steps_for(kp, Tile::C4P2);
+    let rqs: Vec<[i32; 3]> = (0..cout).map(|o| fast_rq(acc_range(bias[o], w[o * k..(o + 1) * k].iter().copied(), in_off), mults[o], out_zp, lo, hi)).collect::<Option<_>>()?;
+    let get = |o: usize, i: usize| -> i32 {
+        match kmap(i) {
+            Some(i) if i < k => 2 * w[o * k + i] as i32,
+            _ => 0,
+        }
+    };
+    let pair = |a: i32, b: i32| ((a as i16 as u16 as u32) | ((b as i16 as u16 as u32) << 16)) as i32;
+    let nchunks = steps / 2;
+    let mut data = Vec::new();
+    let (mut kept, mut per_channel) = (0, Vec::with_capacity(cout));
+    for o in 0..cout {
+        let s: i32 = w[o * k..(o + 1) * k].iter().fold(0i32, |a, &v| a.wrapping_add(v as i32));
+        data.push(bias[o].wrapping_add(in_off.wrapping_mul(s)).wrapping_mul(2));
+        let at = data.len();
+        data.push(0);
+        let mut n = 0;
+        for j in 0..nchunks {
+            let v: Vec<i32> = (0..4).map(|t| get(o, 4 * j + t)).collect();
+            if v.iter().all(|&x| x == 0) {
+                continue;
+            }
+            // Step 2j pairs inputs (4j, 4j+2), step 2j+1 pairs (4j+1, 4j+3).
+            data.extend([pair(v[0], v[2]), pair(v[1], v[3]), (32 * j) as i32]);
+            n += 1;
+        }
+        data[at] = n as i32;
+        data.extend(rqs[o]);
+        kept += n;
+        per_channel.push(n);
+    }
+    if kept * 4 > nchunks * cout * 3 {
+        return None;
+    }
+    Some(SparsePacked { steps, data, kept, chunks: nchunks * cout, per_channel })
+}
+
+/// The statics and body of a sparse layer over `npos` rows (at least 4), and its stack
+/// scratch bytes.
+pub fn emit_sparse(ctx: &KernelCtx, p: &SparsePacked, src: &RowSource, npos: usize, cout: usize, lo: i32, hi: i32) -> (TokenStream, TokenStream, usize) {
+    let d_id = ctx.ident("SP");
+    let dn = lit::usize(p.data.len());
+    let data = lit::i32s(&p.data);
+    let statics = quote! {
+        /// Per output channel: bias, the non-zero chunks (weight pairs, offset), requantization.
+        static #d_id: [i32; #dn] = #data;
+    };
+    let (steps, co, npos_l, lo_l, hi_l) = (lit::usize(p.steps), lit::usize(cout), lit::usize(npos), lit::i32(lo), lit::i32(hi));
+    let xs_words = 4 * p.steps + 8;
+    let xs_l = lit::usize(xs_words);
+    let (rows_decl, rows) = rows_tokens(src);
+    let rev = ctx.reverse;
+    let body = quote! {
+        let l = ::microgen_rt::mac::Sparse { steps: #steps, cout: #co, data: &#d_id, lo: #lo_l, hi: #hi_l };
+        let mut xs = [0u32; #xs_l];
+        #rows_decl
+        ::microgen_rt::mac::gemm_sparse::<_, _, #co>(&l, &mut #rows, #npos_l, y0, #rev, &mut xs);
+    };
+    let expand_row = match *src {
+        RowSource::Dense { .. } => 5 * p.steps as u64 / 2 + 20,
+        RowSource::Im2col { g, .. } => g[5] as u64 * (18 + 7 * (g[6] * g[2]).div_ceil(4) as u64) + 50,
+    };
+    let asm = lo == -128 && hi == 127;
+    let per_group: u64 = 4 * expand_row + if asm { 34 * cout as u64 + 14 * p.kept as u64 } else { 60 * cout as u64 + 40 * p.kept as u64 };
+    let tail = (npos % 4) as u64 * (expand_row + 60 * cout as u64 + 40 * p.kept as u64);
+    ctx.report(
+        Strategy::Sparse,
+        Est { instructions: (npos / 4) as u64 * per_group + tail, code_bytes: 90, shared: vec![(format!("gemm_sparse c{cout}"), 1300)] },
+    );
+    (statics, body, 4 * xs_words)
+}
+
+/// The row source's declarations and expression.
+fn rows_tokens(src: &RowSource) -> (TokenStream, TokenStream) {
+    match src {
         RowSource::Dense { k } => {
             let k = lit::usize(*k);
             (quote!(), quote!(::microgen_rt::mac::Dense { x: x0, k: #k }))
@@ -266,15 +369,7 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
                 quote!(::microgen_rt::mac::Im2col::<_, G> { x: x0, zp: #zp, g: ::core::marker::PhantomData }),
             )
         }
-    };
-    ctx.report(Strategy::Packed, estimate(ctx, p, src, npos, lo, hi));
-    let body = quote! {
-        let l = ::microgen_rt::mac::Gemm { steps: #steps, cout: #cout, w: &#w_id.0, bias: &#b_id, rq: &#r_id, lo: #lo_l, hi: #hi_l };
-        let mut xs = [0u32; #xs_l];
-        #rows_decl
-        #func::<_, _, #fast, #steps>(&l, &mut #rows, #npos_l, y0, #rev, &mut xs);
-    };
-    (statics, body, scratch)
+    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,9 @@ pub enum Strategy {
     /// Weights packed at compile time for the fast matrix kernels of `microgen_rt::mac`
     /// (int16 pairs, output tiles, `SMLAD` on Cortex-M4/M7).
     Packed,
+    /// Pruned weights: per output channel only the chunks of 4 inputs with a non-zero
+    /// weight are kept (zeros dropped at compile time; an all-zero channel costs its bias).
+    Sparse,
 }
 
 impl Strategy {
@@ -24,6 +27,7 @@ impl Strategy {
             Strategy::Compact => "compact",
             Strategy::Loop => "loop",
             Strategy::Packed => "packed",
+            Strategy::Sparse => "sparse",
         }
     }
 }
@@ -105,7 +109,8 @@ pub struct Candidate {
 pub fn offered(g: &Graph, node: &Node) -> Vec<Strategy> {
     let int8 = node.input(0).is_some_and(|x| g.t(x).dtype == DType::I8) && node.outputs.first().is_some_and(|&y| g.t(y).dtype == DType::I8);
     match node.op {
-        Op::Conv2d { .. } | Op::DepthwiseConv2d { .. } | Op::FullyConnected { .. } if int8 => vec![Strategy::Compact, Strategy::Loop, Strategy::Packed],
+        Op::Conv2d { .. } | Op::FullyConnected { .. } if int8 => vec![Strategy::Compact, Strategy::Loop, Strategy::Packed, Strategy::Sparse],
+        Op::DepthwiseConv2d { .. } if int8 => vec![Strategy::Compact, Strategy::Loop, Strategy::Packed],
         _ => vec![Strategy::Loop],
     }
 }
