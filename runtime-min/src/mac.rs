@@ -308,11 +308,6 @@ fn rq<const FAST: bool>(acc: i32, r: &[i32; 3], lo: i32, hi: i32) -> i8 {
     }
 }
 
-#[inline(always)]
-fn word(w: &[u8], i: usize) -> u32 {
-    u32::from_le_bytes([w[4 * i], w[4 * i + 1], w[4 * i + 2], w[4 * i + 3]])
-}
-
 /// `SMLAD`: `acc + lo(a) * lo(b) + hi(a) * hi(b)` (wrapping).
 #[inline(always)]
 pub fn smlad(acc: i32, a: u32, b: u32) -> i32 {
@@ -321,20 +316,32 @@ pub fn smlad(acc: i32, a: u32, b: u32) -> i32 {
     acc.wrapping_add(p).wrapping_add(q)
 }
 
+/// `acc[c] += SMLAD(x, w[c])` for the 4 weight pair words in `w` (16 bytes), written as
+/// int16 products summed in pairs, which LLVM turns into `PMADDWD` on x86-64.
+#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[inline(always)]
+fn dot4(acc: &mut [i32; 4], x: u32, w: &[u8]) {
+    let w: [i16; 8] = core::array::from_fn(|i| i16::from_le_bytes([w[2 * i], w[2 * i + 1]]));
+    let xv = [x as i16, (x >> 16) as i16];
+    for c in 0..4 {
+        let p = (xv[0] as i32) * (w[2 * c] as i32) + (xv[1] as i32) * (w[2 * c + 1] as i32);
+        acc[c] = acc[c].wrapping_add(p);
+    }
+}
+
 /// The 4 channels x 2 positions multiply-accumulate: `x` holds `steps` pairs of words
 /// (position 0, position 1), `w` at least `steps * 4` words; `acc[2c + p]`.
 #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
 #[inline(always)]
 fn mac_4x2(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
-    let steps = x.len() / 2;
-    let w = &w[..steps * 16];
-    for s in 0..steps {
-        let (x0, x1) = (x[2 * s], x[2 * s + 1]);
-        for c in 0..4 {
-            let wv = word(w, 4 * s + c);
-            acc[2 * c] = smlad(acc[2 * c], x0, wv);
-            acc[2 * c + 1] = smlad(acc[2 * c + 1], x1, wv);
-        }
+    let (mut a0, mut a1) = ([0i32; 4], [0i32; 4]);
+    for (xp, wc) in x.chunks_exact(2).zip(w.chunks_exact(16)) {
+        dot4(&mut a0, xp[0], wc);
+        dot4(&mut a1, xp[1], wc);
+    }
+    for c in 0..4 {
+        acc[2 * c] = acc[2 * c].wrapping_add(a0[c]);
+        acc[2 * c + 1] = acc[2 * c + 1].wrapping_add(a1[c]);
     }
 }
 
@@ -343,13 +350,14 @@ fn mac_4x2(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
 #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
 #[inline(always)]
 fn mac_8x1(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
-    let steps = x.len();
-    let w = &w[..steps * 32];
-    for s in 0..steps {
-        let xv = x[s];
-        for c in 0..8 {
-            acc[c] = smlad(acc[c], xv, word(w, 8 * s + c));
-        }
+    let (mut a0, mut a1) = ([0i32; 4], [0i32; 4]);
+    for (&xv, wc) in x.iter().zip(w.chunks_exact(32)) {
+        dot4(&mut a0, xv, &wc[..16]);
+        dot4(&mut a1, xv, &wc[16..]);
+    }
+    for c in 0..4 {
+        acc[c] = acc[c].wrapping_add(a0[c]);
+        acc[4 + c] = acc[4 + c].wrapping_add(a1[c]);
     }
 }
 
