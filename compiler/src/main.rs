@@ -1,4 +1,4 @@
-//! The `microgen` command line: inspect, plan, compile, run.
+//! The `microgen` command line: inspect, plan, compile, run, bench.
 
 use clap::{Parser, Subcommand};
 use microgen::{Error, Goal, Options};
@@ -56,6 +56,18 @@ enum Cmd {
         #[arg(long)]
         output: PathBuf,
     },
+    /// Host latency of one inference: runs `predict` on the first sample of `--input` (same
+    /// format as `run`) `--iters` times after as many warm-up calls, in the release runner of
+    /// `run`, and prints the median, minimum and mean in microseconds.
+    Bench {
+        model: PathBuf,
+        #[arg(long)]
+        input: PathBuf,
+        #[arg(long, default_value_t = 200)]
+        iters: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn opts(model: &Path, goal: Goal) -> Options {
@@ -81,6 +93,14 @@ fn main() -> ExitCode {
         }),
         Cmd::Run { model, input, output } => microgen::run::run(&model, &input, &output, &opts(&model, goal)).map(|n| {
             eprintln!("microgen: ran {n} samples");
+        }),
+        Cmd::Bench { model, input, iters, json } => microgen::run::bench(&model, &input, iters, &opts(&model, goal)).map(|l| {
+            if json {
+                println!("{{\"median_ns\": {}, \"min_ns\": {}, \"mean_ns\": {}, \"iters\": {iters}}}", l.median_ns, l.min_ns, l.mean_ns);
+            } else {
+                let us = |n: u64| n as f64 / 1000.0;
+                println!("median {:.1} us  min {:.1} us  mean {:.1} us  ({iters} runs)", us(l.median_ns), us(l.min_ns), us(l.mean_ns));
+            }
         }),
     };
     match r {

@@ -135,6 +135,38 @@ pub fn runner(bytes: &[u8], opts: &Options) -> Result<(PathBuf, IoSizes)> {
     Ok((exe, io))
 }
 
+/// Host latency of one inference, in nanoseconds: median, minimum and mean of `iters` timed
+/// calls of `predict` on the first sample of `input` (after `iters` untimed warm-up calls),
+/// in the runner `microgen run` builds (release, `opt-level = 3`).
+#[derive(Debug, Clone, Copy)]
+pub struct Latency {
+    pub median_ns: u64,
+    pub min_ns: u64,
+    pub mean_ns: u64,
+}
+
+/// Measures [`Latency`] (see there) of the model on the host.
+pub fn bench(model: &Path, input: &Path, iters: usize, opts: &Options) -> Result<Latency> {
+    let bytes = std::fs::read(model).map_err(|e| Error::io(format!("cannot read model: {e}")).with_model(model.display().to_string()))?;
+    let (exe, io) = runner(&bytes, opts)?;
+    let len = std::fs::metadata(input).map_err(|e| Error::io(format!("cannot read input {}: {e}", input.display())))?.len() as usize;
+    if len < io.input_bytes() {
+        return Err(Error::io(format!("input file {} has {len} bytes, less than one sample ({} bytes)", input.display(), io.input_bytes())));
+    }
+    let out = Command::new(&exe)
+        .arg(input)
+        .arg("--bench")
+        .arg(iters.max(1).to_string())
+        .output()
+        .map_err(|e| build_err(format!("cannot start {}: {e}", exe.display())))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<u64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+    if !out.status.success() || v.len() != 3 {
+        return Err(build_err(format!("the runner failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr))));
+    }
+    Ok(Latency { median_ns: v[0], min_ns: v[1], mean_ns: v[2] })
+}
+
 /// Runs every sample of `input` through the model and writes the outputs to `output`.
 pub fn run(model: &Path, input: &Path, output: &Path, opts: &Options) -> Result<usize> {
     let bytes = std::fs::read(model).map_err(|e| Error::io(format!("cannot read model: {e}")).with_model(model.display().to_string()))?;
@@ -196,6 +228,23 @@ fn main() {{
     {state_decl}
     let mut input: Input = {new_in};
     let mut output: Output = {new_out};
+    if args.len() > 3 && args[2] == "--bench" {{
+        // Latency: the first sample, `iters` timed calls after as many untimed ones; prints
+        // the median, minimum and mean nanoseconds per inference.
+        let iters: usize = args[3].parse().expect("iterations");
+        let s = &data[..per];
+{read}        let mut ns = Vec::with_capacity(iters);
+        for k in 0..2 * iters {{
+            let t = std::time::Instant::now();
+            {call}
+            std::hint::black_box(&output);
+            if k >= iters {{ ns.push(t.elapsed().as_nanos() as u64); }}
+        }}
+        ns.sort_unstable();
+        let mean = ns.iter().sum::<u64>() / iters as u64;
+        println!("{{}} {{}} {{}}", ns[iters / 2], ns[0], mean);
+        return;
+    }}
     let mut out = Vec::new();
     for s in data.chunks_exact(per) {{
 {read}        {call}
