@@ -45,6 +45,14 @@ impl IoSizes {
     }
 }
 
+/// Flags of the runner build: `MICROGEN_HOST_RUSTFLAGS`, by default `-C target-cpu=native`
+/// (the runner only ever runs on the machine that builds it, so it may use all of its
+/// vector instructions; integer results do not depend on them, and Rust never contracts
+/// float operations into fused ones).
+pub fn host_rustflags() -> String {
+    std::env::var("MICROGEN_HOST_RUSTFLAGS").unwrap_or_else(|_| "-C target-cpu=native".into())
+}
+
 /// Builds (or finds in the cache) the runner for a model and returns its path.
 pub fn runner(bytes: &[u8], opts: &Options) -> Result<(PathBuf, IoSizes)> {
     let (g, _) = analyse(bytes, opts)?;
@@ -59,7 +67,7 @@ pub fn runner(bytes: &[u8], opts: &Options) -> Result<(PathBuf, IoSizes)> {
         h.update(s);
     }
     h.update(include_str!("run.rs"));
-    h.update(format!("{:?} {:?}", opts.max_arena_bytes, opts.goal));
+    h.update(format!("{:?} {:?} {}", opts.max_arena_bytes, opts.goal, host_rustflags()));
     h.update(bytes);
     // The compiler binary itself (so a rebuilt compiler never reuses stale generated code).
     if let Ok(exe) = std::env::current_exe() {
@@ -116,7 +124,7 @@ pub fn runner(bytes: &[u8], opts: &Options) -> Result<(PathBuf, IoSizes)> {
         .args(["build", "--release", "--quiet", "--offline"])
         .current_dir(&dir)
         .env("CARGO_TARGET_DIR", &target)
-        .env_remove("RUSTFLAGS")
+        .env("RUSTFLAGS", host_rustflags())
         .env_remove("CARGO_BUILD_TARGET")
         .output()
         .map_err(|e| build_err(format!("cannot run cargo ({e}); is Rust installed?")))?;

@@ -317,8 +317,8 @@ pub fn smlad(acc: i32, a: u32, b: u32) -> i32 {
 }
 
 /// `acc[c] += SMLAD(x, w[c])` for the 4 weight pair words in `w` (16 bytes), written as
-/// int16 products summed in pairs, which LLVM turns into `PMADDWD` on x86-64.
-#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+/// int16 products summed in pairs.
+#[cfg(not(any(all(target_arch = "arm", target_feature = "dsp"), target_arch = "x86_64")))]
 #[inline(always)]
 fn dot4(acc: &mut [i32; 4], x: u32, w: &[u8]) {
     let w: [i16; 8] = core::array::from_fn(|i| i16::from_le_bytes([w[2 * i], w[2 * i + 1]]));
@@ -331,7 +331,7 @@ fn dot4(acc: &mut [i32; 4], x: u32, w: &[u8]) {
 
 /// The 4 channels x 2 positions multiply-accumulate: `x` holds `steps` pairs of words
 /// (position 0, position 1), `w` at least `steps * 4` words; `acc[2c + p]`.
-#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[cfg(not(any(all(target_arch = "arm", target_feature = "dsp"), target_arch = "x86_64")))]
 #[inline(always)]
 fn mac_4x2(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
     let (mut a0, mut a1) = ([0i32; 4], [0i32; 4]);
@@ -347,7 +347,7 @@ fn mac_4x2(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
 
 /// The 8 channels x 1 position multiply-accumulate: `x` holds `steps` words, `w` at least
 /// `steps * 8` words.
-#[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
+#[cfg(not(any(all(target_arch = "arm", target_feature = "dsp"), target_arch = "x86_64")))]
 #[inline(always)]
 fn mac_8x1(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
     let (mut a0, mut a1) = ([0i32; 4], [0i32; 4]);
@@ -360,6 +360,124 @@ fn mac_8x1(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
         acc[4 + c] = acc[4 + c].wrapping_add(a1[c]);
     }
 }
+
+/// x86-64 (host): the same products with `PMADDWD` (SSE2, part of every x86-64; 256-bit
+/// `VPMADDWD`, two steps at a time, where the build enables AVX2): one instruction multiplies
+/// a broadcast input pair by the 4 channels' weight pairs and sums each pair, which is SMLAD
+/// on 4 lanes (int8-derived operands: no pair sum can overflow).
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod x86 {
+    use core::arch::x86_64::*;
+
+    #[inline(always)]
+    fn store(v: __m128i) -> [i32; 4] {
+        let mut r = [0i32; 4];
+        // SAFETY: `r` is 16 writable bytes; unaligned store.
+        unsafe { _mm_storeu_si128(r.as_mut_ptr() as *mut __m128i, v) };
+        r
+    }
+
+    /// 4 channels x 2 positions; see `mac_4x2`.
+    #[inline(always)]
+    pub fn mac_4x2(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
+        let steps = x.len() / 2;
+        let w = &w[..steps * 16];
+        let x = &x[..steps * 2];
+        // SAFETY: every load reads inside `w` (`steps * 16` bytes, checked above) or `x`;
+        // SSE2/AVX2 are enabled by the cfg that selects each branch.
+        unsafe {
+            let wp = w.as_ptr();
+            let (mut a0, mut a1) = (_mm_setzero_si128(), _mm_setzero_si128());
+            #[allow(unused_mut)]
+            let mut s = 0;
+            #[cfg(target_feature = "avx2")]
+            {
+                let (mut b0, mut b1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                let (i0, i1) = (_mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2), _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3));
+                let xp = x.as_ptr();
+                while s + 2 <= steps {
+                    // x[2s..2s+4]: position 0 and 1 of step s, then of step s + 1.
+                    let xv = _mm256_castsi128_si256(_mm_loadu_si128(xp.add(2 * s) as *const __m128i));
+                    let wv = _mm256_loadu_si256(wp.add(16 * s) as *const __m256i);
+                    b0 = _mm256_add_epi32(b0, _mm256_madd_epi16(_mm256_permutevar8x32_epi32(xv, i0), wv));
+                    b1 = _mm256_add_epi32(b1, _mm256_madd_epi16(_mm256_permutevar8x32_epi32(xv, i1), wv));
+                    s += 2;
+                }
+                a0 = _mm_add_epi32(_mm256_castsi256_si128(b0), _mm256_extracti128_si256::<1>(b0));
+                a1 = _mm_add_epi32(_mm256_castsi256_si128(b1), _mm256_extracti128_si256::<1>(b1));
+            }
+            for (xs, s) in x[2 * s..].chunks_exact(2).zip(s..) {
+                let wv = _mm_loadu_si128(wp.add(16 * s) as *const __m128i);
+                a0 = _mm_add_epi32(a0, _mm_madd_epi16(_mm_set1_epi32(xs[0] as i32), wv));
+                a1 = _mm_add_epi32(a1, _mm_madd_epi16(_mm_set1_epi32(xs[1] as i32), wv));
+            }
+            let (r0, r1) = (store(a0), store(a1));
+            for c in 0..4 {
+                acc[2 * c] = acc[2 * c].wrapping_add(r0[c]);
+                acc[2 * c + 1] = acc[2 * c + 1].wrapping_add(r1[c]);
+            }
+        }
+    }
+
+    /// 8 channels x 1 position; see `mac_8x1`.
+    #[inline(always)]
+    pub fn mac_8x1(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
+        let steps = x.len();
+        let w = &w[..steps * 32];
+        // SAFETY: every load reads inside `w` (`steps * 32` bytes, checked above).
+        unsafe {
+            let wp = w.as_ptr();
+            #[cfg(target_feature = "avx2")]
+            {
+                let mut a = _mm256_setzero_si256();
+                for (s, &xv) in x.iter().enumerate() {
+                    let wv = _mm256_loadu_si256(wp.add(32 * s) as *const __m256i);
+                    a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_set1_epi32(xv as i32), wv));
+                }
+                let (r0, r1) = (store(_mm256_castsi256_si128(a)), store(_mm256_extracti128_si256::<1>(a)));
+                for c in 0..4 {
+                    acc[c] = acc[c].wrapping_add(r0[c]);
+                    acc[4 + c] = acc[4 + c].wrapping_add(r1[c]);
+                }
+            }
+            #[cfg(not(target_feature = "avx2"))]
+            {
+                let (mut a0, mut a1) = (_mm_setzero_si128(), _mm_setzero_si128());
+                for (s, &xv) in x.iter().enumerate() {
+                    let xb = _mm_set1_epi32(xv as i32);
+                    a0 = _mm_add_epi32(a0, _mm_madd_epi16(xb, _mm_loadu_si128(wp.add(32 * s) as *const __m128i)));
+                    a1 = _mm_add_epi32(a1, _mm_madd_epi16(xb, _mm_loadu_si128(wp.add(32 * s + 16) as *const __m128i)));
+                }
+                let (r0, r1) = (store(a0), store(a1));
+                for c in 0..4 {
+                    acc[c] = acc[c].wrapping_add(r0[c]);
+                    acc[4 + c] = acc[4 + c].wrapping_add(r1[c]);
+                }
+            }
+        }
+    }
+
+    /// The chunks `(w_even, w_odd, offset)` of one sparse channel over 4 positions: per chunk
+    /// the 4 lanes' pair words of the two steps, each `PMADDWD` with a broadcast weight pair.
+    #[inline(always)]
+    pub fn sparse_chunks(acc: [i32; 4], xs: &[u32], chunks: &[i32]) -> [i32; 4] {
+        // SAFETY: each chunk's 8 words are bounds-checked before the unaligned loads.
+        unsafe {
+            let mut a = _mm_loadu_si128(acc.as_ptr() as *const __m128i);
+            for c in chunks.chunks_exact(3) {
+                let x = &xs[c[2] as usize / 4..][..8];
+                let x0 = _mm_loadu_si128(x.as_ptr() as *const __m128i);
+                let x1 = _mm_loadu_si128(x.as_ptr().add(4) as *const __m128i);
+                a = _mm_add_epi32(a, _mm_madd_epi16(x0, _mm_set1_epi32(c[0])));
+                a = _mm_add_epi32(a, _mm_madd_epi16(x1, _mm_set1_epi32(c[1])));
+            }
+            store(a)
+        }
+    }
+}
+#[cfg(target_arch = "x86_64")]
+use x86::{mac_4x2, mac_8x1};
 
 #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
 #[allow(unsafe_code)]
@@ -740,6 +858,12 @@ fn sparse_lanes<Y: Out8>(l: &Sparse, xs: &[u32], y: &mut Y, p0: usize, n: usize)
         let mut acc = [l.data[d]; 4];
         let cnt = l.data[d + 1] as usize;
         d += 2;
+        #[cfg(target_arch = "x86_64")]
+        {
+            acc = x86::sparse_chunks(acc, xs, &l.data[d..d + 3 * cnt]);
+            d += 3 * cnt;
+        }
+        #[cfg(not(target_arch = "x86_64"))]
         for _ in 0..cnt {
             let (w0, w1, off) = (l.data[d] as u32, l.data[d + 1] as u32, l.data[d + 2] as usize / 4);
             d += 3;
