@@ -6,7 +6,8 @@
 #   m4, m0, rv32:  hello_world_int8, fc_relu_int8  (first $CI_SAMPLES samples)
 #   m4:            stream_ring_int8 (stateful: one State carried through all 300 samples),
 #                  zoo_mbv2_block_int8, zoo_dscnn_int8 (conv, depthwise, add: the Cortex-M4 DSP
-#                  kernels, which the host tests do not execute)
+#                  kernels, which the host tests do not execute), pruned_cnn_p80_int8 (the
+#                  sparse kernels of pruned weights)
 # Exit status: 0 all equal, 1 a mismatch, 2 a build/run failure.
 # Env: MICROGEN_CROSS_PREFIX (default $HOME/.cache/microgen-cross), CI_SAMPLES (default 20),
 #      QEMU_TIMEOUT (s, default 120).
@@ -66,5 +67,6 @@ done
 check m4 stream_ring_int8   # all samples: the state is carried from one to the next
 check m4 zoo_mbv2_block_int8 "$N"
 check m4 zoo_dscnn_int8 "$N"
+check m4 pruned_cnn_p80_int8 "$N"   # the sparse SMLAD kernels of pruned weights
 [ $FAIL = 0 ] && log "all firmware outputs equal the expected ones" || log "firmware check failed"
 exit $FAIL
