@@ -83,7 +83,7 @@ pub fn emit(ctx: &KernelCtx, l: &Layer, doc: String, macs: u64) -> Option<Kernel
     };
     let pos = (n * oh * ow) as u64;
     let instructions = macs * 6 + pos * ((kh * kw * c) as u64 * 4 + cout as u64 * 45 + 30);
-    ctx.report(Strategy::Compact, Est { instructions, code_bytes: 50, shared: vec![("small::conv".into(), 700)] });
+    ctx.report(Strategy::Compact, Est { instructions, code_bytes: 50, shared: vec![("small::conv".into(), 1500)] });
     let const_bytes = l.w.len() + 4 * cout + 5 * mults.len() + 56;
     let scratch = kh * kw * c + cout;
     Some(Kernel { statics, body, doc: format!("{doc}; compact: the shared routine over a parameter block, {scratch} B of stack scratch"), macs, const_bytes })

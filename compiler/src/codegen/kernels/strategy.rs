@@ -133,7 +133,7 @@ fn loop_estimate(ctx: &KernelCtx, k: &Kernel) -> Est {
     let (per_mac, per_out, code) = match ctx.node.op {
         Op::Conv2d { .. } => (9, 12, 420),
         Op::DepthwiseConv2d { .. } => (14, 14, 460),
-        Op::FullyConnected { .. } => (6, 12, 300),
+        Op::FullyConnected { .. } => (6, 12, 150),
         Op::TransposeConv { .. } => (12, 12, 520),
         Op::AveragePool2d { .. } | Op::MaxPool2d { .. } => (0, 40, 260),
         Op::Softmax { .. } => (0, 60, 420),
@@ -173,19 +173,48 @@ pub fn choose(goal: Goal, layers: &[Vec<Candidate>]) -> crate::error::Result<Vec
         .collect();
     loop {
         let now = total(&smallest);
-        let mut best: Option<(usize, usize, usize)> = None;
+        let mut best: Option<(usize, Vec<usize>)> = None;
+        let mut consider = |trial: Vec<usize>| {
+            let t = total(&trial);
+            if t < now && best.as_ref().is_none_or(|(b, _)| t < *b) {
+                best = Some((t, trial));
+            }
+        };
         for (l, cs) in layers.iter().enumerate() {
             for i in 0..cs.len() {
                 let mut trial = smallest.clone();
                 trial[l] = i;
-                let t = total(&trial);
-                if t < now && best.is_none_or(|(b, _, _)| t < b) {
-                    best = Some((t, l, i));
-                }
+                consider(trial);
             }
         }
+        // Moves of many layers at once, which one-layer moves cannot find: a shared
+        // routine only goes away when no layer calls it any more. For each shared routine,
+        // every layer that calls it takes its smallest candidate without it; for each
+        // strategy, every layer that offers it takes it.
+        let routines: std::collections::BTreeSet<&String> = layers.iter().flatten().flat_map(|c| c.shared.iter().map(|(k, _)| k)).collect();
+        for r in routines {
+            let mut trial = smallest.clone();
+            for (l, cs) in layers.iter().enumerate() {
+                if cs.get(trial[l]).is_some_and(|c| c.shared.iter().any(|(k, _)| k == r)) {
+                    if let Some(i) = (0..cs.len()).filter(|&i| !cs[i].shared.iter().any(|(k, _)| k == r)).min_by_key(|&i| bytes(&cs[i])) {
+                        trial[l] = i;
+                    }
+                }
+            }
+            consider(trial);
+        }
+        let kinds: std::collections::BTreeSet<&str> = layers.iter().flatten().map(|c| c.strategy.name()).collect();
+        for kind in kinds {
+            let mut trial = smallest.clone();
+            for (l, cs) in layers.iter().enumerate() {
+                if let Some(i) = (0..cs.len()).find(|&i| cs[i].strategy.name() == kind) {
+                    trial[l] = i;
+                }
+            }
+            consider(trial);
+        }
         match best {
-            Some((_, l, i)) => smallest[l] = i,
+            Some((_, trial)) => smallest = trial,
             None => break,
         }
     }
@@ -243,5 +272,25 @@ mod tests {
         assert_eq!("1M".parse::<Goal>(), Ok(Goal::Budget(1 << 20)));
         assert!("fast".parse::<Goal>().is_err());
         assert!("12Q".parse::<Goal>().is_err());
+    }
+
+    fn cand(strategy: Strategy, code: usize, shared: &[(&str, usize)]) -> Candidate {
+        Candidate { strategy, code_bytes: code, const_bytes: 100, instructions: 1000, shared: shared.iter().map(|(k, b)| (k.to_string(), *b)).collect() }
+    }
+
+    /// Per layer the shared routine's caller is smaller, but with the routine counted once
+    /// the loops of few layers are: the size goal must find the all-loop choice, which no
+    /// one-layer change reaches; with many layers the routine pays for itself.
+    #[test]
+    fn size_goal_weighs_shared_routines_across_layers() {
+        let layer = || vec![cand(Strategy::Compact, 50, &[("small::conv", 1500)]), cand(Strategy::Loop, 150, &[])];
+        let few: Vec<_> = (0..3).map(|_| layer()).collect();
+        assert_eq!(choose(Goal::Size, &few).unwrap(), vec![1, 1, 1]);
+        let many: Vec<_> = (0..20).map(|_| layer()).collect();
+        assert_eq!(choose(Goal::Size, &many).unwrap(), vec![0; 20]);
+        // Mixed: two layers have only the routine's form, the rest choose it too.
+        let mut mixed = few.clone();
+        mixed.push(vec![cand(Strategy::Compact, 50, &[("small::conv", 1500)])]);
+        assert_eq!(choose(Goal::Size, &mixed).unwrap(), vec![0, 0, 0, 0]);
     }
 }
