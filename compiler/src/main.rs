@@ -139,6 +139,7 @@ fn inspect(model: &Path, json: bool, goal: Goal) -> Result<(), Error> {
             "output_shapes": node.outputs.iter().map(|&t| g.t(t).shape.clone()).collect::<Vec<_>>(),
             "macs": layer.map_or(0, |l| l.macs), "weight_bytes": layer.map_or(0, |l| l.const_bytes),
             "strategy": layer.map(|l| l.strategy.name()),
+            "strategy_without_dsp": layer.map(|l| l.portable_strategy.unwrap_or(l.strategy).name()),
             "estimated_code_bytes": layer.map(|l| l.est_code_bytes),
             "estimated_instructions": layer.map(|l| l.est_instructions),
             "candidates": layer.map(|l| l.candidates.iter().map(|c| serde_json::json!({
@@ -198,6 +199,11 @@ fn inspect(model: &Path, json: bool, goal: Goal) -> Result<(), Error> {
             layer.map_or(String::from("-"), |l| l.est_code_bytes.to_string()),
             layer.map_or(String::from("-"), |l| l.est_instructions.to_string()),
         );
+    }
+    let other: Vec<String> = c.layers.iter().filter_map(|l| l.portable_strategy.map(|s| format!("{} {}", l.index, s.name()))).collect();
+    if !other.is_empty() {
+        println!();
+        println!("on targets without pairwise multiply-accumulate (neither Cortex-M4/M7 DSP nor x86-64: Cortex-M0+, RISC-V): op {}", other.join(", op "));
     }
     println!();
     println!("total: {} operators, {} MACs, {} weight bytes, arena {} bytes", order.len(), c.macs, c.weights_bytes, c.arena_bytes);

@@ -8,6 +8,8 @@
 #                  zoo_mbv2_block_int8, zoo_dscnn_int8 (conv, depthwise, add: the Cortex-M4 DSP
 #                  kernels, which the host tests do not execute), pruned_cnn_p80_int8 (the
 #                  sparse kernels of pruned weights)
+#   rv32:          zoo_dscnn_int8, zoo_mbv2_block_int8 (the forms the speed goal compiles for
+#                  targets without pairwise multiply-accumulate)
 # Exit status: 0 all equal, 1 a mismatch, 2 a build/run failure.
 # Env: MICROGEN_CROSS_PREFIX (default $HOME/.cache/microgen-cross), CI_SAMPLES (default 20),
 #      QEMU_TIMEOUT (s, default 120).
@@ -68,5 +70,7 @@ check m4 stream_ring_int8   # all samples: the state is carried from one to the 
 check m4 zoo_mbv2_block_int8 "$N"
 check m4 zoo_dscnn_int8 "$N"
 check m4 pruned_cnn_p80_int8 "$N"   # the sparse SMLAD kernels of pruned weights
+check rv32 zoo_dscnn_int8 "$N"      # the speed goal's forms for targets without SMLAD
+check rv32 zoo_mbv2_block_int8 "$N"
 [ $FAIL = 0 ] && log "all firmware outputs equal the expected ones" || log "firmware check failed"
 exit $FAIL

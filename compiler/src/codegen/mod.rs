@@ -86,6 +86,9 @@ pub struct LayerInfo {
     /// The strategy chosen, and its estimated code bytes (this layer's own, without the
     /// shared runtime routines) and Cortex-M4 instructions per inference.
     pub strategy: kernels::strategy::Strategy,
+    /// The strategy compiled instead on targets without pairwise int16 multiply-accumulate
+    /// (neither Cortex-M4/M7 DSP nor x86-64), when the speed goal chooses another there.
+    pub portable_strategy: Option<kernels::strategy::Strategy>,
     pub est_code_bytes: usize,
     pub est_instructions: u64,
     /// Every strategy the layer could take, with its estimates.
@@ -159,18 +162,25 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
         }
         cands.push(cs);
     }
-    let chosen = kernels::strategy::choose(goal, &cands.iter().map(|cs| cs.iter().map(|(c, _)| c.clone()).collect()).collect::<Vec<_>>())?;
+    let estimates: Vec<Vec<kernels::strategy::Candidate>> = cands.iter().map(|cs| cs.iter().map(|(c, _)| c.clone()).collect()).collect();
+    let chosen = kernels::strategy::choose(goal, &estimates)?;
+    // The speed goal on targets without packed multiply-accumulate: another choice where it
+    // differs, compiled in by `cfg` (the flash goals choose the same for every target).
+    let portable = if goal == kernels::strategy::Goal::Speed { kernels::strategy::choose_portable(&estimates, &chosen) } else { vec![None; chosen.len()] };
     let mut shared_seen = std::collections::BTreeMap::new();
-    let mut cands: Vec<Option<(Vec<kernels::strategy::Candidate>, kernels::strategy::Candidate, Kernel)>> = cands
+    #[allow(clippy::type_complexity)]
+    let mut cands: Vec<Option<(Vec<kernels::strategy::Candidate>, kernels::strategy::Candidate, Kernel, Option<(kernels::strategy::Candidate, Kernel)>)>> = cands
         .into_iter()
-        .zip(&chosen)
-        .map(|(cs, &i)| {
+        .zip(chosen.iter().zip(&portable))
+        .map(|(cs, (&i, &alt))| {
             if cs.is_empty() {
                 return None;
             }
             let all: Vec<_> = cs.iter().map(|(c, _)| c.clone()).collect();
-            let (c, k) = cs.into_iter().nth(i).expect("chosen candidate");
-            Some((all, c, k))
+            let mut cs: Vec<Option<_>> = cs.into_iter().map(Some).collect();
+            let (c, k) = cs[i].take().expect("chosen candidate");
+            let alt = alt.and_then(|j| cs[j].take());
+            Some((all, c, k, alt))
         })
         .collect();
 
@@ -184,7 +194,7 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
             calls.extend(quote!({ #stmts }));
             continue;
         }
-        let Some((all, cand, k)) = cands[step].take() else {
+        let Some((all, cand, k, alt)) = cands[step].take() else {
             return Err(Error::invalid("internal error: no kernel for an operator").with_op(node.index, node.op.name()));
         };
         for (key, bytes) in &cand.shared {
@@ -243,17 +253,53 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
             );
         }
         let cells_use = if cells { quote!(use ::microgen_rt::buf::CellsSet as _;) } else { quote!() };
-        kernel_items.extend(quote! {
-            #statics
-            #[doc = #doc]
-            #[allow(clippy::all, unused_imports, unused_variables)]
-            fn #fn_name(#(#params),*) {
-                #[allow(unused_imports)]
-                use ::microgen_rt::buf::{F32s as _, F32sMut as _, I16s as _, I16sMut as _, I32s as _, I32sMut as _, I64s as _, I64sMut as _, I8s as _, I8sMut as _, U8s as _, U8sMut as _};
-                #cells_use
-                #body
+        let kernel_fn = |doc: &str, body: &TokenStream, vis: TokenStream| {
+            quote! {
+                #[doc = #doc]
+                #[allow(clippy::all, unused_imports, unused_variables)]
+                #vis fn #fn_name(#(#params),*) {
+                    #[allow(unused_imports)]
+                    use ::microgen_rt::buf::{F32s as _, F32sMut as _, I16s as _, I16sMut as _, I32s as _, I32sMut as _, I64s as _, I64sMut as _, I8s as _, I8sMut as _, U8s as _, U8sMut as _};
+                    #cells_use
+                    #body
+                }
             }
-        });
+        };
+        match &alt {
+            None => {
+                let f = kernel_fn(&doc, body, quote!());
+                kernel_items.extend(quote! { #statics #f });
+            }
+            Some((_, ak)) => {
+                // Two forms of the layer, one compiled per target: the packed kernels where
+                // pairs of int16 multiply-accumulate in one instruction (Cortex-M4/M7 DSP,
+                // x86-64), the other form elsewhere.
+                let m = format_ident!("{}_kernel", fn_name);
+                let f = kernel_fn(&doc, body, quote!(pub(super)));
+                let alt_doc = format!(" {} (operator {}, step {}): {}", node.op.name(), node.index, step, ak.doc);
+                let af = kernel_fn(&alt_doc, &ak.body, quote!(pub(super)));
+                let astatics = &ak.statics;
+                kernel_items.extend(quote! {
+                    /// The packed form, for targets with pairwise int16 multiply-accumulate.
+                    #[cfg(any(all(target_arch = "arm", target_feature = "dsp"), target_arch = "x86_64"))]
+                    mod #m {
+                        #[allow(unused_imports)]
+                        use super::*;
+                        #statics
+                        #f
+                    }
+                    /// The form for targets without pairwise multiply-accumulate.
+                    #[cfg(not(any(all(target_arch = "arm", target_feature = "dsp"), target_arch = "x86_64")))]
+                    mod #m {
+                        #[allow(unused_imports)]
+                        use super::*;
+                        #astatics
+                        #af
+                    }
+                    use #m::#fn_name;
+                });
+            }
+        }
         calls.extend(if cells { call_cells(g, plan, &fn_name, &ins, &outs, single_in, single_out)? } else { call(g, plan, &fn_name, &ins, &outs, single_in, single_out)? });
         layers.push(LayerInfo {
             index: node.index,
@@ -262,6 +308,7 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
             macs: k.macs,
             const_bytes: k.const_bytes,
             strategy: cand.strategy,
+            portable_strategy: alt.as_ref().map(|(c, _)| c.strategy),
             est_code_bytes: cand.code_bytes,
             est_instructions: cand.instructions,
             candidates: all,

@@ -142,6 +142,24 @@ fn loop_estimate(ctx: &KernelCtx, k: &Kernel) -> Est {
     Est { instructions: k.macs * per_mac + out_elems * per_out, code_bytes: code, shared: Vec::new() }
 }
 
+/// The `speed` choice for targets without packed-pair multiply-accumulate (Cortex-M0+,
+/// RISC-V without the P extension, ...): the packed form's int16 pairs cost more there than
+/// they save (measured on Cortex-M0 and RV32IMC: 1.4-1.8x the instructions of the compact
+/// and loop forms), so it is left out and the fewest estimated instructions of the others
+/// taken. `None` for layers whose choice is the same as on Cortex-M4.
+pub fn choose_portable(layers: &[Vec<Candidate>], dsp: &[usize]) -> Vec<Option<usize>> {
+    layers
+        .iter()
+        .zip(dsp)
+        .map(|(cs, &d)| {
+            if cs.get(d).is_none_or(|c| c.strategy != Strategy::Packed) {
+                return None;
+            }
+            (0..cs.len()).filter(|&i| cs[i].strategy != Strategy::Packed).min_by_key(|&i| (cs[i].instructions, bytes(&cs[i])))
+        })
+        .collect()
+}
+
 fn bytes(c: &Candidate) -> usize {
     c.code_bytes + c.const_bytes + c.shared.iter().map(|(_, b)| b).sum::<usize>()
 }
