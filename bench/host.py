@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Host latency benchmark: microgen's generated code beside the ai-edge-litert interpreter.
 
-Usage: bench/host.py [--iters N] [--rounds R] [--out FILE] [--markdown] [MODEL.tflite ...]
+Usage: bench/host.py [--iters N] [--rounds R] [--out FILE] [--markdown] [--update-readme FILE] [MODEL.tflite ...]
   (no models)  the MLPerf Tiny models of $MICROGEN_SHARED_MODELS (default ../shared/models)
   --markdown   only print the table of an existing results file (default bench/host.json)
+  --update-readme FILE  only write that table into FILE between `<!-- host-table:begin -->`
+               and `<!-- host-table:end -->`
 
 Per model, one input sample (bench/gen_input.py, the pattern of the firmware benchmark). Both
 systems run in this one process tree on the same machine, alternating, for R rounds (default 5):
@@ -23,14 +25,13 @@ import subprocess
 import sys
 import time
 
-import numpy as np
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 MICROGEN = os.path.join(ROOT, "target", "release", "microgen")
 
 
 def litert_latency(model, sample, iters):
+    import numpy as np
     from ai_edge_litert.interpreter import Interpreter
     it = Interpreter(model_path=model, num_threads=1)
     it.allocate_tensors()
@@ -80,10 +81,17 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--out", default=os.path.join(HERE, "host.json"))
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--update-readme")
     ap.add_argument("models", nargs="*")
     a = ap.parse_args()
     if a.markdown:
         print(table(json.load(open(a.out))))
+        return
+    if a.update_readme:
+        s = open(a.update_readme).read()
+        begin, end = "<!-- host-table:begin -->\n", "<!-- host-table:end -->"
+        i, j = s.index(begin) + len(begin), s.index(end)
+        open(a.update_readme, "w").write(s[:i] + "\n" + table(json.load(open(a.out))) + "\n\n" + s[j:])
         return
     models = a.models
     if not models:

@@ -143,6 +143,7 @@ def markdown(rows):
             p()
             p("Geometric means of ours/peer: " + "; ".join(lines) + ".")
         p()
+    goals(rows)
     # board fit
     models = sorted({r["model"] for r in rows if r["system"] in ("microgen", "microflow")})
     cols = [(t, s) for s in ("microgen (speed)", "microgen (size)", "microgen", "microflow") for t in ("m4", "m0", "rv32")
@@ -170,6 +171,54 @@ def markdown(rows):
                 cs.append(("yes" if r["fits_board"] else f"**no** ({' + '.join(why)})")
                           + f": {r['image_flash_bytes'] / 1024:.0f}K / {r['image_ram_bytes'] / 1024:.1f}K")
         p(f"| {m} | " + " | ".join(cs) + " |")
+
+
+def goals(rows):
+    """The kernel goals against the peers on m4: the speed goal's instructions and code beside
+    TFLM with CMSIS-NN and MicroFlow, the size goal's code beside the smaller of MicroFlow's and
+    TFLM's (reference kernels) code; the pruned twins' instructions (speed goal)."""
+    p = print
+    by = {}
+    for r in rows:
+        if r["target"] == "m4":
+            by[(r["model"], r["system"], r.get("kernels") or r.get("strategy") or "")] = r
+    models = sorted({m for m, s, k in by if s == "microgen" and k == "speed"})
+    out = []
+    for m in models:
+        sp, sz = by.get((m, "microgen", "speed")), by.get((m, "microgen", "size"))
+        cm, c8, ref = by.get((m, "tflm", "cmsis-nn")), by.get((m, "tflm", "cmsis-nn-int8reg")), by.get((m, "tflm", "reference"))
+        mf = by.get((m, "microflow", ""))
+        ok = lambda r, k="instructions": r is not None and r.get(k) is not None
+        if not (ok(sp) and (ok(cm) or ok(mf))):
+            continue
+        peers_code = [r["text_bytes"] for r in (mf, ref) if ok(r, "text_bytes")]
+        f = lambda v, d=2: "-" if v is None else f"{v:.{d}f}"
+        out.append([m, f(sp["instr_per_mac"]),
+                    f(sp["instructions"] / cm["instructions"]) if ok(cm) else "-",
+                    f(mf["instructions"] / sp["instructions"], 0) if ok(mf) else "-",
+                    f"{sp['text_bytes']:,}", f"{c8['text_bytes']:,}" if ok(c8, "text_bytes") else "-",
+                    f"{sz['text_bytes']:,}" if ok(sz, "text_bytes") else "-",
+                    f"{min(peers_code):,}" if peers_code else "-",
+                    f(sz["text_bytes"] / min(peers_code)) if ok(sz, "text_bytes") and peers_code else "-",
+                    f(sz["instr_per_mac"]) if ok(sz, "instr_per_mac") else "-"])
+    if out:
+        p()
+        p("Kernel goals on the Cortex-M4F (code = `.text` beyond the harness; peers from the same table):")
+        p()
+        p("| model | speed: instr/MAC | speed instr / TFLM+CMSIS-NN | MicroFlow instr / speed | speed code | TFLM+CMSIS-NN int8reg code | size code | min(MicroFlow, TFLM ref) code | size code / that | size: instr/MAC |")
+        p("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+        for c in out:
+            p("| " + " | ".join(c) + " |")
+    twins = sorted({m[: -len("_dense_int8")] for m, s, k in by if m.endswith("_dense_int8") and k == "speed"})
+    for t in twins:
+        d = by.get((t + "_dense_int8", "microgen", "speed"))
+        parts = [f"dense {d['instructions']:,}"]
+        for tag in ("p50", "p80"):
+            r = by.get((f"{t}_{tag}_int8", "microgen", "speed"))
+            if r is not None and r.get("instructions"):
+                parts.append(f"{tag} {r['instructions']:,} ({d['instructions'] / r['instructions']:.2f}x faster)")
+        p()
+        p(f"Pruned twins, speed goal, m4 instructions per inference: {t}: " + ", ".join(parts) + ".")
 
 
 def main():

@@ -144,7 +144,7 @@ fn loop_estimate(ctx: &KernelCtx, k: &Kernel) -> Est {
 
 /// The `speed` choice for targets without packed-pair multiply-accumulate (Cortex-M0+,
 /// RISC-V without the P extension, ...): the packed form's int16 pairs cost more there than
-/// they save (measured on Cortex-M0 and RV32IMC: 1.4-1.8x the instructions of the compact
+/// they save (measured on Cortex-M0 and RV32IMC: 1.4-2x the instructions of the compact
 /// and loop forms), so it is left out and the fewest estimated instructions of the others
 /// taken. `None` for layers whose choice is the same as on Cortex-M4.
 pub fn choose_portable(layers: &[Vec<Candidate>], dsp: &[usize]) -> Vec<Option<usize>> {
