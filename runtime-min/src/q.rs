@@ -38,6 +38,14 @@ pub fn mbqm(x: i32, m: i32, shift: i32) -> i32 {
     }
 }
 
+/// [`mbqm`], the output zero point and the clamp to `[lo, hi]`, as one out-of-line
+/// function: the loop kernels call it, so a model has one copy of the requantization
+/// however many such layers it has (they are the forms chosen for flash).
+#[inline(never)]
+pub fn requant(acc: i32, m: i32, shift: i32, zp: i32, lo: i32, hi: i32) -> i8 {
+    clamp(mbqm(acc, m, shift).wrapping_add(zp), lo, hi) as i8
+}
+
 /// Requantize with a non-positive shift (the common case after a convolution):
 /// `rdivpot(srdhm(x, m), right)`.
 #[inline(always)]

@@ -31,6 +31,9 @@ pub struct KernelCtx<'a> {
     pub reverse: bool,
     /// The kernel strategy asked for (emitters without that strategy use their loop form).
     pub strategy: kernels::strategy::Strategy,
+    /// Requantization written out in each loop kernel (the speed goal), else one shared
+    /// out-of-line call (`microgen_rt::q::requant`) for flash.
+    pub inline_requant: bool,
     /// What an emitter that produced a strategy other than the loop form reports about it
     /// (see [`KernelCtx::report`]).
     pub reported: std::cell::RefCell<Option<(kernels::strategy::Strategy, kernels::strategy::Est)>>,
@@ -152,7 +155,7 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
         let mut cs = Vec::new();
         if !node.op.is_view() && !matches!(node.op, crate::ir::Op::ReadVariable { .. } | crate::ir::Op::AssignVariable { .. }) {
             for strategy in kernels::strategy::offered(g, node) {
-                let ctx = KernelCtx { g, node, prefix: format!("OP{}", node.index), reverse: plan.reverse_at(step), strategy, reported: Default::default() };
+                let ctx = KernelCtx { g, node, prefix: format!("OP{}", node.index), reverse: plan.reverse_at(step), strategy, inline_requant: goal == kernels::strategy::Goal::Speed, reported: Default::default() };
                 let k = kernels::emit(&ctx).map_err(|e| e.with_op(node.index, node.op.name()))?;
                 let c = kernels::strategy::candidate(&ctx, &k);
                 if !cs.iter().any(|(o, _): &(kernels::strategy::Candidate, Kernel)| o.strategy == c.strategy) {

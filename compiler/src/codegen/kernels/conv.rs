@@ -227,6 +227,25 @@ pub fn requant(mults: &[(i32, i32)]) -> (TokenStream, TokenStream) {
     }
 }
 
+/// The requantization constants and the expression giving channel `oc`'s int8 output
+/// from `acc`: [`requant`], the zero point and the clamp written out, or (without
+/// `ctx.inline_requant`) one call of the shared `microgen_rt::q::requant`.
+pub fn requant_out(ctx: &KernelCtx, mults: &[(i32, i32)], out_zp: &impl quote::ToTokens, lo: &impl quote::ToTokens, hi: &impl quote::ToTokens) -> (TokenStream, TokenStream) {
+    let (decl, mexpr) = requant(mults);
+    if ctx.inline_requant {
+        return (decl, quote!(::microgen_rt::q::clamp(#mexpr.wrapping_add(#out_zp), #lo, #hi) as i8));
+    }
+    let uniform = mults.iter().all(|m| *m == mults[0]);
+    let (m, s) = if uniform {
+        (quote!(MULT), quote!(SHIFT))
+    } else if mults.iter().all(|m| (-31..=0).contains(&m.1)) {
+        (quote!(MULT[oc]), quote!(-(RSHIFT[oc] as i32)))
+    } else {
+        (quote!(MULT[oc]), quote!(SHIFT[oc]))
+    };
+    (decl, quote!(::microgen_rt::q::requant(acc, #m, #s, #out_zp, #lo, #hi)))
+}
+
 /// Bytes of the requantization constants.
 pub fn requant_bytes(mults: &[(i32, i32)]) -> usize {
     if mults.iter().all(|m| *m == mults[0]) {
@@ -446,8 +465,8 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 );
                 return Ok(Kernel { statics, body, doc, macs, const_bytes: p.const_bytes() });
             }
-            let (mdecl, mexpr) = requant(&mults);
             let (out_zp, amin, amax, in_off_l) = (lit::i32(out_zp), lit::i32(amin), lit::i32(amax), lit::i32(in_off));
+            let (mdecl, qexpr) = requant_out(ctx, &mults, &out_zp, &amin, &amax);
             let f_id = ctx.ident("BF");
             let wlen = lit::usize(wn);
             let wbytes = lit::bytes(wdata);
@@ -506,8 +525,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                                 }
                             }
                         }
-                        let v = #mexpr.wrapping_add(#out_zp);
-                        y0.set_i8(yb + oc, ::microgen_rt::q::clamp(v, #amin, #amax) as i8);
+                        y0.set_i8(yb + oc, #qexpr);
                     }
                 },
             );

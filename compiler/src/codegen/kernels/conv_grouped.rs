@@ -4,7 +4,7 @@
 //! channels.
 
 use super::super::{lit, Kernel, KernelCtx};
-use super::conv::{bias, bias_f32, bias_i32, clamp_f32, conv_mults, f32_bytes, f32_values, geometry, macs, product, requant, requant_bytes};
+use super::conv::{bias, bias_f32, bias_i32, clamp_f32, conv_mults, f32_bytes, f32_values, geometry, macs, product, requant_bytes, requant_out};
 use crate::error::Result;
 use crate::ir::{DType, Op};
 use quote::quote;
@@ -66,8 +66,8 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             let yq = y.q().ok_or_else(|| ctx.err("int8 output has no quantization"))?;
             let bias_v = bias_i32(ctx, b, cout, "CONV_2D")?;
             let (amin, amax) = act.range_q(yq.scale(), yq.zp(), -128, 127);
-            let (mdecl, mexpr) = requant(&mults);
             let (out_zp, amin, amax, in_off) = (lit::i32(out_zp), lit::i32(amin), lit::i32(amax), lit::i32(in_off));
+            let (mdecl, qexpr) = requant_out(ctx, &mults, &out_zp, &amin, &amax);
             let (wlen, wbytes, bl) = (lit::usize(wn), lit::bytes(wdata), lit::i32s(&bias_v));
             let statics = quote! {
                 /// Filter, [out_channels][height][width][in_channels / groups], int8.
@@ -95,8 +95,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                             }
                         }
                         let acc = acc.wrapping_add(#b_id[oc]);
-                        let v = #mexpr.wrapping_add(#out_zp);
-                        y0.set_i8(yb + oc, ::microgen_rt::q::clamp(v, #amin, #amax) as i8);
+                        y0.set_i8(yb + oc, #qexpr);
                     }
                 },
             );

@@ -3,7 +3,7 @@
 //! Output channel `oc = ic * depth_multiplier + m`.
 
 use super::super::{lit, Kernel, KernelCtx};
-use super::conv::{batch_minmax, bias, bias_f32, bias_i32, clamp_f32, conv_mults, f32_bytes, f32_values, geometry, hybrid_helpers, macs, product, requant, requant_bytes};
+use super::conv::{batch_minmax, bias, bias_f32, bias_i32, clamp_f32, conv_mults, f32_bytes, f32_values, geometry, hybrid_helpers, macs, product, requant_bytes, requant_out};
 use super::gemm::{self, acc_range, fast_rq, RowSource, Tile};
 use super::strategy::{Est, Strategy};
 use super::super::Kernel as K;
@@ -95,8 +95,8 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                     return Ok(k);
                 }
             }
-            let (mdecl, mexpr) = requant(&mults);
             let (out_zp, amin, amax, in_off_l) = (lit::i32(out_zp), lit::i32(amin), lit::i32(amax), lit::i32(in_off));
+            let (mdecl, qexpr) = requant_out(ctx, &mults, &out_zp, &amin, &amax);
             let f_id = ctx.ident("BF");
             let wlen = lit::usize(wn);
             let wbytes = lit::bytes(wdata);
@@ -148,8 +148,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                                 acc = acc.wrapping_add(xv * (#w_id[(ky * KW + kx) * COUT + oc] as i8 as i32));
                             }
                         }
-                        let v = #mexpr.wrapping_add(#out_zp);
-                        y0.set_i8(yb + oc, ::microgen_rt::q::clamp(v, #amin, #amax) as i8);
+                        y0.set_i8(yb + oc, #qexpr);
                     }
                 },
             );

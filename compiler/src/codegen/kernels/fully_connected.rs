@@ -137,14 +137,21 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             let uniform = mults.iter().all(|m| *m == mults[0]);
             let (mdecl, mexpr) = if uniform {
                 let (m, s) = (lit::i32(mults[0].0), lit::i32(mults[0].1));
-                (quote!(const MULT: i32 = #m; const SHIFT: i32 = #s;), quote!(::microgen_rt::q::mbqm(acc, MULT, SHIFT)))
+                (quote!(const MULT: i32 = #m; const SHIFT: i32 = #s;), (quote!(MULT), quote!(SHIFT)))
             } else {
                 let m = lit::i32s(&mults.iter().map(|m| m.0).collect::<Vec<_>>());
                 let s = lit::i32s(&mults.iter().map(|m| m.1).collect::<Vec<_>>());
                 (
                     quote!(const MULT: [i32; #o_l] = #m; const SHIFT: [i32; #o_l] = #s;),
-                    quote!(::microgen_rt::q::mbqm(acc, MULT[o], SHIFT[o])),
+                    (quote!(MULT[o]), quote!(SHIFT[o])),
                 )
+            };
+            let (mm, ms) = mexpr;
+            // Written out for speed; one shared out-of-line call for flash.
+            let qexpr = if ctx.inline_requant {
+                quote!(::microgen_rt::q::clamp(::microgen_rt::q::mbqm(acc, #mm, #ms) + #out_zp, #amin_l, #amax_l) as i8)
+            } else {
+                quote!(::microgen_rt::q::requant(acc, #mm, #ms, #out_zp, #amin_l, #amax_l))
             };
             let statics = quote! {
                 /// Weights, [outputs][depth], int8.
@@ -166,8 +173,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                         for d in 0..DEPTH {
                             acc = acc.wrapping_add(x.get_i8(b * DEPTH + d) as i32 * (w[d] as i8 as i32));
                         }
-                        let v = #mexpr + #out_zp;
-                        y.set_i8(b * OUT + o, ::microgen_rt::q::clamp(v, #amin_l, #amax_l) as i8);
+                        y.set_i8(b * OUT + o, #qexpr);
                     }
                 }
             };

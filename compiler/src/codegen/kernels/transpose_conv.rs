@@ -8,7 +8,7 @@
 //! *output* size with dilation 1.
 
 use super::super::{lit, Kernel, KernelCtx};
-use super::conv::{clamp_f32, f32_bytes, f32_values, macs, product, requant, requant_bytes};
+use super::conv::{clamp_f32, f32_bytes, f32_values, macs, product, requant_bytes, requant_out};
 use super::{const_f32, const_i32, quantize_multiplier};
 use crate::error::Result;
 use crate::ir::{DType, Op, Padding};
@@ -165,8 +165,8 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 None => vec![0; cout],
             };
             let (amin, amax) = act.range_q(yq.scale(), yq.zp(), -128, 127);
-            let (mdecl, mexpr) = requant(&mults);
             let (in_off, out_zp, amin, amax) = (lit::i32(-xq.zp()), lit::i32(yq.zp()), lit::i32(amin), lit::i32(amax));
+            let (mdecl, qexpr) = requant_out(ctx, &mults, &out_zp, &amin, &amax);
             let (wlen, wbytes, bl, co) = (lit::usize(wn), lit::bytes(wdata), lit::i32s(&bias_v), lit::usize(cout));
             let statics = quote! {
                 /// Filter, [out_channels][height][width][in_channels], int8.
@@ -181,8 +181,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 quote!(acc = acc.wrapping_add((xv as i32 + #in_off).wrapping_mul(wv));),
                 quote! {
                     let acc = acc.wrapping_add(#b_id[oc]);
-                    let v = #mexpr.wrapping_add(#out_zp);
-                    y0.set_i8(yb + oc, ::microgen_rt::q::clamp(v, #amin, #amax) as i8);
+                    y0.set_i8(yb + oc, #qexpr);
                 },
             );
             let body = quote! {
