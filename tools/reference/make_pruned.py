@@ -19,28 +19,13 @@ surviving weights are unchanged, so the three models differ only by the pruned w
 tensorflow-model-optimization itself is not needed (it does the same, plus fine-tuning,
 which changes nothing for testing kernels).
 """
-import json
-import os
-import pathlib
-import zlib
+import numpy as np
+from int8_case import convert_int8, seed_of, tflm_case  # sets TensorFlow's environment first
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+import tensorflow as tf
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tflite_micro.python.tflite_micro import runtime  # noqa: E402
-
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-MODELS = ROOT / "tests/models"
-CASES = ROOT / "tests/conformance/cases"
-DATA = ROOT / "tests/conformance/data"
 SHAPE = (1, 32, 32, 1)
 SAMPLES = 40
-
-
-def seed_of(name):
-    return zlib.crc32(name.encode())
 
 
 def weights():
@@ -98,67 +83,18 @@ def network(convs, fc):
     return f
 
 
-def convert(f):
-    conc = f.get_concrete_function(tf.TensorSpec(SHAPE, tf.float32))
-    c = tf.lite.TFLiteConverter.from_concrete_functions([conc])
-    rng = np.random.default_rng(seed_of("pruned_cnn/rep"))
-
-    def rep():
-        for _ in range(100):
-            yield [rng.normal(0.0, 1.0, SHAPE).astype(np.float32)]
-
-    c.optimizations = [tf.lite.Optimize.DEFAULT]
-    c.representative_dataset = rep
-    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    c.inference_input_type = tf.int8
-    c.inference_output_type = tf.int8
-    return c.convert()
-
-
 def main():
-    MODELS.mkdir(parents=True, exist_ok=True)
     variants = {"dense": weights(), "p50": pruned(0.5), "p80": pruned(0.8)}
     for tag, (convs, fc) in variants.items():
         name = f"pruned_cnn_{tag}_int8"
-        data = convert(network(convs, fc))
-        path = MODELS / f"{name}.tflite"
-        path.write_bytes(data)
-        it = runtime.Interpreter.from_file(str(path))
-        d = it.get_input_details(0)
-        sc, zp = d["quantization_parameters"]["scales"][0], d["quantization_parameters"]["zero_points"][0]
-        r = np.random.default_rng(seed_of(name))
-        # The same inputs for the three models: half uniform over int8, half from the
-        # calibration distribution.
-        r = np.random.default_rng(seed_of("pruned_cnn/inputs"))
-        samples = [r.integers(-128, 128, SHAPE).astype(np.int8) for _ in range(SAMPLES // 2)]
-        samples += [np.clip(np.round(r.normal(0.0, 1.0, SHAPE) / sc + zp), -128, 127).astype(np.int8) for _ in range(SAMPLES - SAMPLES // 2)]
-        outs = []
-        for x in samples:
-            it.set_input(x, 0)
-            it.invoke()
-            outs.append(np.array(it.get_output(0)).copy())
-        DATA.mkdir(parents=True, exist_ok=True)
-        (DATA / f"{name}.in.bin").write_bytes(b"".join(x.tobytes() for x in samples))
-        (DATA / f"{name}.out.bin").write_bytes(b"".join(o.tobytes() for o in outs))
+        data = convert_int8(network(convs, fc), SHAPE, "pruned_cnn/rep")
         zeros = sum(int((w == 0).sum()) for w, _ in convs[1:]) + int((fc[0] == 0).sum())
         total = sum(w.size for w, _ in convs[1:]) + fc[0].size
-        case = {
-            "model": f"tests/models/{name}.tflite",
-            "inputs": f"tests/conformance/data/{name}.in.bin",
-            "expected": f"tests/conformance/data/{name}.out.bin",
-            "samples": len(samples),
-            "reference": "tflm",
-            "compare": "exact",
-            "input_dtypes": ["int8"],
-            "output_dtypes": ["int8"],
-            "input_shapes": [list(SHAPE)],
-            "output_shapes": [[1, 10]],
-            "note": f"small CNN, {tag}: {zeros} of {total} prunable weights zero "
-                    f"(magnitude pruning in blocks of 4 inputs; tools/reference/make_pruned.py)",
-        }
-        (CASES / f"{name}.json").write_text(json.dumps(case, indent=2) + "\n")
-        distinct = len({o.tobytes() for o in outs})
-        print(f"{name}: {len(data)} B, {zeros}/{total} zero, {len(samples)} samples, {distinct} distinct outputs")
+        # The same inputs for the three models.
+        tflm_case(name, data, SHAPE, SAMPLES, "pruned_cnn/inputs",
+                  f"small CNN, {tag}: {zeros} of {total} prunable weights zero "
+                  f"(magnitude pruning in blocks of 4 inputs; tools/reference/make_pruned.py)")
+        print(f"{name}: {zeros}/{total} zero")
 
 
 if __name__ == "__main__":
