@@ -143,6 +143,14 @@ pub fn runner(bytes: &[u8], opts: &Options) -> Result<(PathBuf, IoSizes)> {
     Ok((exe, io))
 }
 
+/// The runner of a model file and the byte length of an input file, for `run` and `bench`.
+fn runner_for(model: &Path, input: &Path, opts: &Options) -> Result<(PathBuf, IoSizes, usize)> {
+    let bytes = std::fs::read(model).map_err(|e| Error::io(format!("cannot read model: {e}")).with_model(model.display().to_string()))?;
+    let (exe, io) = runner(&bytes, opts)?;
+    let len = std::fs::metadata(input).map_err(|e| Error::io(format!("cannot read input {}: {e}", input.display())))?.len() as usize;
+    Ok((exe, io, len))
+}
+
 /// Host latency of one inference, in nanoseconds: median, minimum and mean of `iters` timed
 /// calls of `predict` on the first sample of `input` (after `iters` untimed warm-up calls),
 /// in the runner `microgen run` builds (release, `opt-level = 3`).
@@ -155,9 +163,7 @@ pub struct Latency {
 
 /// Measures [`Latency`] (see there) of the model on the host.
 pub fn bench(model: &Path, input: &Path, iters: usize, opts: &Options) -> Result<Latency> {
-    let bytes = std::fs::read(model).map_err(|e| Error::io(format!("cannot read model: {e}")).with_model(model.display().to_string()))?;
-    let (exe, io) = runner(&bytes, opts)?;
-    let len = std::fs::metadata(input).map_err(|e| Error::io(format!("cannot read input {}: {e}", input.display())))?.len() as usize;
+    let (exe, io, len) = runner_for(model, input, opts)?;
     if len < io.input_bytes() {
         return Err(Error::io(format!("input file {} has {len} bytes, less than one sample ({} bytes)", input.display(), io.input_bytes())));
     }
@@ -177,9 +183,7 @@ pub fn bench(model: &Path, input: &Path, iters: usize, opts: &Options) -> Result
 
 /// Runs every sample of `input` through the model and writes the outputs to `output`.
 pub fn run(model: &Path, input: &Path, output: &Path, opts: &Options) -> Result<usize> {
-    let bytes = std::fs::read(model).map_err(|e| Error::io(format!("cannot read model: {e}")).with_model(model.display().to_string()))?;
-    let (exe, io) = runner(&bytes, opts)?;
-    let len = std::fs::metadata(input).map_err(|e| Error::io(format!("cannot read input {}: {e}", input.display())))?.len() as usize;
+    let (exe, io, len) = runner_for(model, input, opts)?;
     let per = io.input_bytes();
     if per == 0 || len % per != 0 {
         return Err(Error::io(format!(

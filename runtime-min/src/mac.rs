@@ -316,17 +316,10 @@ pub fn smlad(acc: i32, a: u32, b: u32) -> i32 {
     acc.wrapping_add(p).wrapping_add(q)
 }
 
-/// `acc[c] += SMLAD(x, w[c])` for the 4 weight pair words in `w` (16 bytes), written as
-/// int16 products summed in pairs.
 #[cfg(not(any(all(target_arch = "arm", target_feature = "dsp"), target_arch = "x86_64")))]
 #[inline(always)]
-fn dot4(acc: &mut [i32; 4], x: u32, w: &[u8]) {
-    let w: [i16; 8] = core::array::from_fn(|i| i16::from_le_bytes([w[2 * i], w[2 * i + 1]]));
-    let xv = [x as i16, (x >> 16) as i16];
-    for c in 0..4 {
-        let p = (xv[0] as i32) * (w[2 * c] as i32) + (xv[1] as i32) * (w[2 * c + 1] as i32);
-        acc[c] = acc[c].wrapping_add(p);
-    }
+fn word(w: &[u8], i: usize) -> u32 {
+    u32::from_le_bytes([w[4 * i], w[4 * i + 1], w[4 * i + 2], w[4 * i + 3]])
 }
 
 /// The 4 channels x 2 positions multiply-accumulate: `x` holds `steps` pairs of words
@@ -334,14 +327,15 @@ fn dot4(acc: &mut [i32; 4], x: u32, w: &[u8]) {
 #[cfg(not(any(all(target_arch = "arm", target_feature = "dsp"), target_arch = "x86_64")))]
 #[inline(always)]
 fn mac_4x2(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
-    let (mut a0, mut a1) = ([0i32; 4], [0i32; 4]);
-    for (xp, wc) in x.chunks_exact(2).zip(w.chunks_exact(16)) {
-        dot4(&mut a0, xp[0], wc);
-        dot4(&mut a1, xp[1], wc);
-    }
-    for c in 0..4 {
-        acc[2 * c] = acc[2 * c].wrapping_add(a0[c]);
-        acc[2 * c + 1] = acc[2 * c + 1].wrapping_add(a1[c]);
+    let steps = x.len() / 2;
+    let w = &w[..steps * 16];
+    for s in 0..steps {
+        let (x0, x1) = (x[2 * s], x[2 * s + 1]);
+        for c in 0..4 {
+            let wv = word(w, 4 * s + c);
+            acc[2 * c] = smlad(acc[2 * c], x0, wv);
+            acc[2 * c + 1] = smlad(acc[2 * c + 1], x1, wv);
+        }
     }
 }
 
@@ -350,14 +344,13 @@ fn mac_4x2(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
 #[cfg(not(any(all(target_arch = "arm", target_feature = "dsp"), target_arch = "x86_64")))]
 #[inline(always)]
 fn mac_8x1(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
-    let (mut a0, mut a1) = ([0i32; 4], [0i32; 4]);
-    for (&xv, wc) in x.iter().zip(w.chunks_exact(32)) {
-        dot4(&mut a0, xv, &wc[..16]);
-        dot4(&mut a1, xv, &wc[16..]);
-    }
-    for c in 0..4 {
-        acc[c] = acc[c].wrapping_add(a0[c]);
-        acc[4 + c] = acc[4 + c].wrapping_add(a1[c]);
+    let steps = x.len();
+    let w = &w[..steps * 32];
+    for s in 0..steps {
+        let xv = x[s];
+        for c in 0..8 {
+            acc[c] = smlad(acc[c], xv, word(w, 8 * s + c));
+        }
     }
 }
 

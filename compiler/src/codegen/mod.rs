@@ -174,12 +174,12 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
     #[allow(clippy::type_complexity)]
     let mut cands: Vec<Option<(Vec<kernels::strategy::Candidate>, kernels::strategy::Candidate, Kernel, Option<(kernels::strategy::Candidate, Kernel)>)>> = cands
         .into_iter()
+        .zip(estimates)
         .zip(chosen.iter().zip(&portable))
-        .map(|(cs, (&i, &alt))| {
+        .map(|((cs, all), (&i, &alt))| {
             if cs.is_empty() {
                 return None;
             }
-            let all: Vec<_> = cs.iter().map(|(c, _)| c.clone()).collect();
             let mut cs: Vec<Option<_>> = cs.into_iter().map(Some).collect();
             let (c, k) = cs[i].take().expect("chosen candidate");
             let alt = alt.and_then(|j| cs[j].take());
@@ -242,12 +242,12 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
             let ty = if o.bytes { quote!([u8]) } else { let e = elem_ty(g.t(o.t).dtype); quote!([#e]) };
             params.push(quote!(#name: &mut #ty));
         }
-        let body = &k.body;
         let statics = &k.statics;
-        let mut doc = format!(" {} (operator {}, step {}): {}", node.op.name(), node.index, step, k.doc);
+        // The layer's memory notes, shared by every form emitted for it.
+        let mut overlaps = String::new();
         for ov in plan.overlaps_at(step) {
             let _ = write!(
-                doc,
+                overlaps,
                 "; writes over its input t{} ({} B shared, output at input {:+} B{})",
                 g.t(ov.input).index,
                 ov.bytes,
@@ -256,7 +256,9 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
             );
         }
         let cells_use = if cells { quote!(use ::microgen_rt::buf::CellsSet as _;) } else { quote!() };
-        let kernel_fn = |doc: &str, body: &TokenStream, vis: TokenStream| {
+        let kernel_fn = |k: &Kernel, vis: TokenStream| {
+            let doc = format!(" {} (operator {}, step {}): {}{overlaps}", node.op.name(), node.index, step, k.doc);
+            let body = &k.body;
             quote! {
                 #[doc = #doc]
                 #[allow(clippy::all, unused_imports, unused_variables)]
@@ -270,7 +272,7 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
         };
         match &alt {
             None => {
-                let f = kernel_fn(&doc, body, quote!());
+                let f = kernel_fn(&k, quote!());
                 kernel_items.extend(quote! { #statics #f });
             }
             Some((_, ak)) => {
@@ -278,13 +280,14 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
                 // pairs of int16 multiply-accumulate in one instruction (Cortex-M4/M7 DSP,
                 // x86-64), the other form elsewhere.
                 let m = format_ident!("{}_kernel", fn_name);
-                let f = kernel_fn(&doc, body, quote!(pub(super)));
-                let alt_doc = format!(" {} (operator {}, step {}): {}", node.op.name(), node.index, step, ak.doc);
-                let af = kernel_fn(&alt_doc, &ak.body, quote!(pub(super)));
+                let f = kernel_fn(&k, quote!(pub(super)));
+                let af = kernel_fn(ak, quote!(pub(super)));
                 let astatics = &ak.statics;
+                // The same condition as the packed kernels' own paths in `microgen_rt::mac`.
+                let packed = quote!(any(all(target_arch = "arm", target_feature = "dsp"), target_arch = "x86_64"));
                 kernel_items.extend(quote! {
                     /// The packed form, for targets with pairwise int16 multiply-accumulate.
-                    #[cfg(any(all(target_arch = "arm", target_feature = "dsp"), target_arch = "x86_64"))]
+                    #[cfg(#packed)]
                     mod #m {
                         #[allow(unused_imports)]
                         use super::*;
@@ -292,7 +295,7 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
                         #f
                     }
                     /// The form for targets without pairwise multiply-accumulate.
-                    #[cfg(not(any(all(target_arch = "arm", target_feature = "dsp"), target_arch = "x86_64")))]
+                    #[cfg(not(#packed))]
                     mod #m {
                         #[allow(unused_imports)]
                         use super::*;

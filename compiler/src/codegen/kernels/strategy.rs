@@ -155,9 +155,15 @@ pub fn choose_portable(layers: &[Vec<Candidate>], dsp: &[usize]) -> Vec<Option<u
             if cs.get(d).is_none_or(|c| c.strategy != Strategy::Packed) {
                 return None;
             }
-            (0..cs.len()).filter(|&i| cs[i].strategy != Strategy::Packed).min_by_key(|&i| (cs[i].instructions, bytes(&cs[i])))
+            fastest(cs, |c| c.strategy != Strategy::Packed)
         })
         .collect()
+}
+
+/// The candidate with the fewest estimated instructions among those `keep` accepts (the
+/// smaller flash on a tie).
+fn fastest(cs: &[Candidate], keep: impl Fn(&Candidate) -> bool) -> Option<usize> {
+    (0..cs.len()).filter(|&i| keep(&cs[i])).min_by_key(|&i| (cs[i].instructions, bytes(&cs[i])))
 }
 
 fn bytes(c: &Candidate) -> usize {
@@ -238,7 +244,7 @@ pub fn choose(goal: Goal, layers: &[Vec<Candidate>]) -> crate::error::Result<Vec
     }
     match goal {
         Goal::Size => Ok(smallest),
-        Goal::Speed => Ok(layers.iter().map(|cs| (0..cs.len()).min_by_key(|&i| (cs[i].instructions, bytes(&cs[i]))).unwrap_or(0)).collect()),
+        Goal::Speed => Ok(layers.iter().map(|cs| fastest(cs, |_| true).unwrap_or(0)).collect()),
         Goal::Budget(b) => {
             let mut pick = smallest;
             let base = total(&pick);
