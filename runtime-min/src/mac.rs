@@ -138,6 +138,12 @@ pub trait Rows {
     /// Writes row `p` as pair words at `out[s * S]` for the steps the row covers
     /// (`ceil(K / 4) * 2`); words past them are left as they are (zero).
     fn expand<const S: usize>(&mut self, p: usize, out: &mut [u32]);
+    /// Rows `p0` and `p1` interleaved (`out[2 * s]` and `out[2 * s + 1]`), for the 4x2 tiles.
+    #[inline(always)]
+    fn expand2(&mut self, p0: usize, p1: usize, out: &mut [u32]) {
+        self.expand::<2>(p0, out);
+        self.expand::<2>(p1, &mut out[1..]);
+    }
     /// The address of row `p` when it is `k` contiguous int8 values (checked in bounds),
     /// for the `asm!` kernels to expand themselves.
     fn dense(&self, _p: usize, _k: usize) -> Option<*const u8> {
@@ -263,6 +269,201 @@ impl<B: Byte, G: ConvGeom> Rows for Im2col<'_, B, G> {
                 let (a, b) = pairs4(at(4 * j), at(4 * j + 1), at(4 * j + 2), at(4 * j + 3));
                 q[0] = a;
                 q[S] = b;
+            }
+        }
+    }
+}
+
+/// The windows of a convolution whose window rows can be read as whole pair words: no
+/// dilation, and an even step between neighbouring windows (`SW * C`), so that every window
+/// row starts at the same parity in its input row. Each input row is converted once into
+/// pair words `(v, v + 1)` (consecutive values, from `-PAD_W * C`, taps outside the input
+/// the zero point `zp`) in a ring of `KH` rows (`ring`, `KH * ROW_WORDS` words); a window
+/// row is then `ceil(KW * C / 2)` consecutive words of it (an odd last value multiplies a
+/// zero weight). The compiler packs the weights in that order (`(v, v + 1)` pairs rather
+/// than [`Im2col`]'s `SXTB16` order). Rows are converted when a window first needs them,
+/// which is when [`Im2col`] would first read them, so in-place layers stay correct.
+pub struct Paired<'a, B, G> {
+    pub x: &'a [B],
+    pub zp: i8,
+    pub ring: &'a mut [u32],
+    /// The rows (`batch * H + y`) held by the ring: `lo..hi`.
+    pub lo: usize,
+    pub hi: usize,
+    pub g: core::marker::PhantomData<G>,
+}
+
+/// Words of one converted input row of [`Paired`]: enough for the last window.
+pub const fn paired_row_words(ow: usize, sw: usize, c: usize, kw: usize) -> usize {
+    (ow - 1) * sw * c / 2 + (kw * c).div_ceil(2)
+}
+
+impl<B: Byte, G: ConvGeom> Paired<'_, B, G> {
+    const SPAN: usize = G::KW * G::C;
+    const WN: usize = Self::SPAN.div_ceil(2);
+    const RW: usize = paired_row_words(G::OW, G::SW, G::C, G::KW);
+
+    /// Converts row `r` (`batch * H + y`) into its ring slot.
+    #[inline(never)]
+    fn convert(&mut self, r: usize) {
+        let n = G::W * G::C;
+        let src = &self.x[r * n..(r + 1) * n];
+        let slot = r % G::KH;
+        let dst = &mut self.ring[slot * Self::RW..(slot + 1) * Self::RW];
+        let zp = self.zp;
+        let at = |v: isize| -> i8 {
+            if v >= 0 && (v as usize) < n {
+                src[v as usize].byte() as i8
+            } else {
+                zp
+            }
+        };
+        let v0 = -((G::PAD_W * G::C) as isize);
+        for (m, d) in dst.iter_mut().enumerate() {
+            let v = v0 + 2 * m as isize;
+            *d = (at(v) as i16 as u16 as u32) | ((at(v + 1) as i16 as u16 as u32) << 16);
+        }
+    }
+}
+
+impl<B: Byte, G: ConvGeom> Paired<'_, B, G> {
+    /// Makes the ring hold the input rows of position `p`'s window; its first row
+    /// (`oy * SH - PAD_H`, possibly outside the input), the ring slot of the first row
+    /// inside, and the window's first word in a converted row.
+    #[inline(always)]
+    fn window(&mut self, p: usize) -> (isize, usize, usize) {
+        let h = G::H;
+        let b = p / (G::OH * G::OW);
+        let oy = p / G::OW % G::OH;
+        let ox = p % G::OW;
+        let iy0 = (oy * G::SH) as isize - G::PAD_H as isize;
+        let a = iy0.max(0) as usize;
+        let e = ((iy0 + G::KH as isize).max(0) as usize).min(h).max(a);
+        let (ga, ge) = (b * h + a, b * h + e);
+        if ga < self.lo || ge > self.hi {
+            for r in ga..ge {
+                if r < self.lo || r >= self.hi {
+                    self.convert(r);
+                }
+            }
+            self.lo = ga;
+            self.hi = ge;
+        }
+        (iy0, ga % G::KH, ox * G::SW * G::C / 2)
+    }
+}
+
+impl<B: Byte, G: ConvGeom> Rows for Paired<'_, B, G> {
+    #[inline(always)]
+    fn expand<const S: usize>(&mut self, p: usize, out: &mut [u32]) {
+        let (iy0, mut slot, off) = self.window(p);
+        let zp = self.zp;
+        let zpw = pairs4(zp, zp, zp, zp).0;
+        let out = &mut out[..G::KH * Self::WN * S];
+        for (ky, o) in out.chunks_exact_mut(Self::WN * S).enumerate() {
+            let iy = iy0 + ky as isize;
+            if iy < 0 || iy as usize >= G::H {
+                for q in o.chunks_exact_mut(S) {
+                    q[0] = zpw;
+                }
+                continue;
+            }
+            let at = slot * Self::RW + off;
+            copy_strided::<S>(o, &self.ring[at..at + Self::WN]);
+            slot = if slot + 1 == G::KH { 0 } else { slot + 1 };
+        }
+    }
+
+    /// Two neighbours on one output row read overlapping words of the same converted
+    /// rows: each word is loaded once for both.
+    #[inline(always)]
+    fn expand2(&mut self, p0: usize, p1: usize, out: &mut [u32]) {
+        const { assert!(G::SW * G::C % 2 == 0) };
+        let sh = G::SW * G::C / 2;
+        if p1 != p0 + 1 || p0 % G::OW + 1 >= G::OW || Self::WN + sh > 8 {
+            self.expand::<2>(p0, out);
+            self.expand::<2>(p1, &mut out[1..]);
+            return;
+        }
+        let (iy0, mut slot, off) = self.window(p0);
+        let zp = self.zp;
+        let zpw = pairs4(zp, zp, zp, zp).0;
+        let out = &mut out[..G::KH * Self::WN * 2];
+        for (ky, o) in out.chunks_exact_mut(Self::WN * 2).enumerate() {
+            let iy = iy0 + ky as isize;
+            if iy < 0 || iy as usize >= G::H {
+                o.fill(zpw);
+                continue;
+            }
+            let at = slot * Self::RW + off;
+            copy_pair(o, &self.ring[at..at + Self::WN + sh], sh);
+            slot = if slot + 1 == G::KH { 0 } else { slot + 1 };
+        }
+    }
+}
+
+/// `o[2 * j] = src[j]`, `o[2 * j + 1] = src[j + sh]` for `j < o.len() / 2`, every word of
+/// `src` (at most 8) loaded once; written out as for [`copy_strided`].
+#[inline(always)]
+fn copy_pair(o: &mut [u32], src: &[u32], sh: usize) {
+    let mut v = [0u32; 8];
+    macro_rules! load {
+        ($n:literal: $($j:literal)*) => {{
+            let src = &src[..$n];
+            $(v[$j] = src[$j];)*
+        }};
+    }
+    match src.len() {
+        2 => load!(2: 0 1),
+        3 => load!(3: 0 1 2),
+        4 => load!(4: 0 1 2 3),
+        5 => load!(5: 0 1 2 3 4),
+        6 => load!(6: 0 1 2 3 4 5),
+        7 => load!(7: 0 1 2 3 4 5 6),
+        8 => load!(8: 0 1 2 3 4 5 6 7),
+        _ => unreachable!(),
+    }
+    macro_rules! store {
+        ($n:literal: $($j:literal)*) => {{
+            let o = &mut o[..2 * $n];
+            $(o[2 * $j] = v[$j]; o[2 * $j + 1] = v[$j + sh];)*
+        }};
+    }
+    match o.len() / 2 {
+        1 => store!(1: 0),
+        2 => store!(2: 0 1),
+        3 => store!(3: 0 1 2),
+        4 => store!(4: 0 1 2 3),
+        5 => store!(5: 0 1 2 3 4),
+        6 => store!(6: 0 1 2 3 4 5),
+        7 => store!(7: 0 1 2 3 4 5 6),
+        _ => unreachable!(),
+    }
+}
+
+/// `o[j * S] = src[j]`, unrolled for the short rows of [`Paired`] (`src.len()` is a
+/// constant where it is called).
+#[inline(always)]
+fn copy_strided<const S: usize>(o: &mut [u32], src: &[u32]) {
+    // Statements written out: at opt-level "s" LLVM keeps a counted loop otherwise.
+    macro_rules! unrolled {
+        ($n:literal: $($j:literal)*) => {{
+            let (o, src) = (&mut o[..($n - 1) * S + 1], &src[..$n]);
+            $(o[$j * S] = src[$j];)*
+        }};
+    }
+    match src.len() {
+        1 => unrolled!(1: 0),
+        2 => unrolled!(2: 0 1),
+        3 => unrolled!(3: 0 1 2),
+        4 => unrolled!(4: 0 1 2 3),
+        5 => unrolled!(5: 0 1 2 3 4),
+        6 => unrolled!(6: 0 1 2 3 4 5),
+        7 => unrolled!(7: 0 1 2 3 4 5 6),
+        8 => unrolled!(8: 0 1 2 3 4 5 6 7),
+        _ => {
+            for (q, &v) in o.chunks_mut(S).zip(src) {
+                q[0] = v;
             }
         }
     }
@@ -753,19 +954,16 @@ pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
                     return;
                 }
                 _ => {
-                    rows.expand::<2>(p0, xs);
-                    rows.expand::<2>(p1, &mut xs[1..]);
+                    rows.expand2(p0, p1, xs);
                     tiles_4x2_asm::<STEPS>(core::ptr::null(), core::ptr::null(), xs, w, bias, rqs, y0, y1, asm_tiles);
                 }
             }
         } else {
-            rows.expand::<2>(p0, xs);
-            rows.expand::<2>(p1, &mut xs[1..]);
+            rows.expand2(p0, p1, xs);
         }
         #[cfg(not(all(target_arch = "arm", target_feature = "dsp")))]
         {
-            rows.expand::<2>(p0, xs);
-            rows.expand::<2>(p1, &mut xs[1..]);
+            rows.expand2(p0, p1, xs);
         }
         let xs = &xs[..2 * steps];
         for t in asm_tiles..tiles {
@@ -824,6 +1022,48 @@ pub fn gemm_8x1<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
                     break;
                 }
                 y.put(p * l.cout + oc, rq::<FAST>(acc[c], &rqs[oc], l.lo, l.hi));
+            }
+        }
+    }
+}
+
+/// [`gemm_8x1`] over long dense rows (fully connected layers with a large input) with little
+/// scratch: each row is expanded `xs.len()` words at a time (a multiple of 4), every tile
+/// accumulating the block into `acc` (one `[i32; 8]` per tile), instead of the whole row at
+/// once (`4 * steps` bytes of stack).
+pub fn gemm_8x1_blocked<B: Byte, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, rows: &Dense<B>, npos: usize, mut y: Y, rev: bool, xs: &mut [u32], acc: &mut [[i32; 8]]) {
+    let steps = l.steps;
+    assert!(steps == STEPS && steps % 4 == 0 && !xs.is_empty() && xs.len() % 4 == 0);
+    let tiles = l.cout.div_ceil(8);
+    let acc = &mut acc[..tiles];
+    let w = &l.w[..tiles * steps * 32];
+    let (bias, rqs) = (&l.bias[..tiles * 8], &l.rq[..l.cout]);
+    let k = rows.k;
+    for i in 0..npos {
+        let p = if rev { npos - 1 - i } else { i };
+        let row = &rows.x[p * k..(p + 1) * k];
+        for (t, a) in acc.iter_mut().enumerate() {
+            a.copy_from_slice(&bias[8 * t..8 * t + 8]);
+        }
+        let mut w0 = 0;
+        while w0 < steps {
+            let n = xs.len().min(steps - w0);
+            // Words `w0..w0 + n` hold values `2 * w0..2 * (w0 + n)` (whole chunks of 4);
+            // words past the row's end multiply zero weights.
+            let v = &row[(2 * w0).min(k)..(2 * (w0 + n)).min(k)];
+            expand_from::<B, 1>(v, &mut xs[..n]);
+            for (t, a) in acc.iter_mut().enumerate() {
+                mac_8x1(&xs[..n], &w[(t * steps + w0) * 32..], a);
+            }
+            w0 += n;
+        }
+        for (t, a) in acc.iter().enumerate() {
+            for c in 0..8 {
+                let oc = 8 * t + c;
+                if oc >= l.cout {
+                    break;
+                }
+                y.put(p * l.cout + oc, rq::<FAST>(a[c], &rqs[oc], l.lo, l.hi));
             }
         }
     }

@@ -7,7 +7,8 @@
 #   m4:            stream_ring_int8 (stateful: one State carried through all 300 samples),
 #                  zoo_mbv2_block_int8, zoo_dscnn_int8 (conv, depthwise, add: the Cortex-M4 DSP
 #                  kernels, which the host tests do not execute), pruned_cnn_p80_int8 (the
-#                  sparse kernels of pruned weights)
+#                  sparse kernels of pruned weights), layer_dwc1_21x17x1_int8 (windows of
+#                  rows converted once), layer_fc_1001x12_int8 (a long row a block at a time)
 #   rv32:          zoo_dscnn_int8, zoo_mbv2_block_int8 (the forms the speed goal compiles for
 #                  targets without pairwise multiply-accumulate)
 # Exit status: 0 all equal, 1 a mismatch, 2 a build/run failure.
@@ -70,6 +71,8 @@ check m4 stream_ring_int8   # all samples: the state is carried from one to the 
 check m4 zoo_mbv2_block_int8 "$N"
 check m4 zoo_dscnn_int8 "$N"
 check m4 pruned_cnn_p80_int8 "$N"   # the sparse SMLAD kernels of pruned weights
+check m4 layer_dwc1_21x17x1_int8 "$N"
+check m4 layer_fc_1001x12_int8 "$N"
 check rv32 zoo_dscnn_int8 "$N"      # the speed goal's forms for targets without SMLAD
 check rv32 zoo_mbv2_block_int8 "$N"
 [ $FAIL = 0 ] && log "all firmware outputs equal the expected ones" || log "firmware check failed"

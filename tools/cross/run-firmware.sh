@@ -23,10 +23,11 @@
 #      CARGO_PROFILE_RELEASE_OPT_LEVEL (firmware opt-level; default "s" from the crates' Cargo.toml).
 # Exit status: 0 outputs equal, 1 mismatch, 2 usage / build / run error.
 set -euo pipefail
-COUNT=0; OUT=""; WORK=""; REPEAT=1; MICROFLOW=0; BASELINE=0; KV=""
+COUNT=0; OUT=""; WORK=""; REPEAT=1; MICROFLOW=0; BASELINE=0; KV=""; PROFILE=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --count) COUNT=1; shift ;;
+    --profile) COUNT=1; PROFILE=1; shift ;;
     --out) OUT="$2"; shift 2 ;;
     --work) WORK="$2"; shift 2 ;;
     --repeat) REPEAT="$2"; shift 2 ;;
@@ -129,7 +130,8 @@ if [ $COUNT = 1 ]; then
   fi
   ST=0x$(nm "$ELF" | awk '$3=="bench_start"{print $1}'); EN=0x$(nm "$ELF" | awk '$3=="bench_end"{print $1}')
   rm -f "$WORK/plugin.log"
-  PLUGIN_ARGS=(-plugin "$PLUGIN,start=$ST,end=$EN" -d plugin -D "$WORK/plugin.log")
+  HIST=""; [ $PROFILE = 1 ] && HIST=",hist=$WORK/hist.txt"
+  PLUGIN_ARGS=(-plugin "$PLUGIN,start=$ST,end=$EN$HIST" -d plugin -D "$WORK/plugin.log")
 fi
 rc=0; timeout "$TMO" "${QEMU[@]}" "${PLUGIN_ARGS[@]}" -kernel "$ELF" >"$WORK/fw.log" 2>&1 || rc=$?
 if [ $rc -ne 0 ] || ! grep -q '^DONE' "$WORK/fw.log"; then

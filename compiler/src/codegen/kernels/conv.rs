@@ -430,7 +430,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 let src = if dense {
                     RowSource::Dense { k: g.c }
                 } else {
-                    RowSource::Im2col { g: [g.h, g.w, g.c, g.oh, g.ow, kh, kw, g.sh, g.sw, g.dh, g.dw, g.pad_h, g.pad_w], zp: -in_off }
+                    RowSource::window([g.h, g.w, g.c, g.oh, g.ow, kh, kw, g.sh, g.sw, g.dh, g.dw, g.pad_h, g.pad_w], -in_off)
                 };
                 let (kp, kmap) = src.layout();
                 if let Some(p) = gemm::pack_sparse(&wi8, kn, kp, &*kmap, cout, &bias_v, in_off, &mults, out_zp, amin, amax) {
@@ -450,7 +450,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 let src = if dense {
                     RowSource::Dense { k: g.c }
                 } else {
-                    RowSource::Im2col { g: [g.h, g.w, g.c, g.oh, g.ow, kh, kw, g.sh, g.sw, g.dh, g.dw, g.pad_h, g.pad_w], zp: -in_off }
+                    RowSource::window([g.h, g.w, g.c, g.oh, g.ow, kh, kw, g.sh, g.sw, g.dh, g.dw, g.pad_h, g.pad_w], -in_off)
                 };
                 let (kp, kmap) = src.layout();
                 let p = gemm::pack(&wi8, kn, kp, &*kmap, cout, &bias_v, in_off, &mults, out_zp, amin, amax, Tile::C4P2);
@@ -478,8 +478,12 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 const #f_id: [i32; #co] = #folded_l;
             };
             let mut const_bytes = wn + 4 * cout + requant_bytes(&mults);
-            // Windows clipped by the padding: only the taps inside the input count.
-            let base = if g.partial {
+            // Windows clipped by the padding: only the taps inside the input count. For flash,
+            // the taps outside read the input zero point instead (adding `(zp + in_offset) * w
+            // = 0`, as TFLM's skipped taps), so that one accumulator start serves every
+            // window: less code than the sum of the weights inside.
+            let pad_zp = g.partial && !ctx.inline_requant;
+            let base = if g.partial && !pad_zp {
                 let bias_l = lit::i32s(&bias_v);
                 statics.extend(quote! {
                     /// Bias, int32.
@@ -507,24 +511,47 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 quote!(#f_id[oc])
             };
             let ocs = g.chans(&quote!(COUT));
+            let taps = if pad_zp {
+                let zp = lit::i32(-in_off);
+                quote! {
+                    for ky in 0..KH {
+                        let iy = iy0 + (ky * DH) as isize;
+                        for kx in 0..KW {
+                            let ix = ix0 + (kx * DW) as isize;
+                            let inside = iy >= 0 && iy < H as isize && ix >= 0 && ix < W as isize;
+                            let xb = if inside { ((b * H + iy as usize) * W + ix as usize) * C } else { 0 };
+                            let wb = ((oc * KH + ky) * KW + kx) * C;
+                            let w = &#w_id[wb..wb + C];
+                            for ic in 0..C {
+                                let xv = if inside { x0.get_i8(xb + ic) as i32 } else { #zp };
+                                acc = acc.wrapping_add(xv * (w[ic] as i8 as i32));
+                            }
+                        }
+                    }
+                }
+            } else {
+                quote! {
+                    for ky in ky0..ky1 {
+                        let iy = (iy0 + (ky * DH) as isize) as usize;
+                        for kx in kx0..kx1 {
+                            let ix = (ix0 + (kx * DW) as isize) as usize;
+                            let xb = ((b * H + iy) * W + ix) * C;
+                            let wb = ((oc * KH + ky) * KW + kx) * C;
+                            let w = &#w_id[wb..wb + C];
+                            for ic in 0..C {
+                                acc = acc.wrapping_add(x0.get_i8(xb + ic) as i32 * (w[ic] as i8 as i32));
+                            }
+                        }
+                    }
+                }
+            };
             let body = g.loops(
                 &quote!(COUT),
                 quote!(),
                 quote! {
                     for oc in #ocs {
                         let mut acc: i32 = #base;
-                        for ky in ky0..ky1 {
-                            let iy = (iy0 + (ky * DH) as isize) as usize;
-                            for kx in kx0..kx1 {
-                                let ix = (ix0 + (kx * DW) as isize) as usize;
-                                let xb = ((b * H + iy) * W + ix) * C;
-                                let wb = ((oc * KH + ky) * KW + kx) * C;
-                                let w = &#w_id[wb..wb + C];
-                                for ic in 0..C {
-                                    acc = acc.wrapping_add(x0.get_i8(xb + ic) as i32 * (w[ic] as i8 as i32));
-                                }
-                            }
-                        }
+                        #taps
                         y0.set_i8(yb + oc, #qexpr);
                     }
                 },

@@ -157,9 +157,54 @@ pub enum RowSource {
     /// outside the input read as the input zero point; each window row padded to a
     /// multiple of 4 values.
     Im2col { g: [usize; 13], zp: i32 },
+    /// Convolution windows read from input rows converted once into pairs of consecutive
+    /// values (`microgen_rt::mac::Paired`, same `g`): no dilation, an even step between
+    /// windows, channels not a multiple of 4 (first layers: one or three channels).
+    Paired { g: [usize; 13], zp: i32 },
 }
 
+/// Words of a row expanded at a time by `gemm_8x1_blocked` (long fully connected rows).
+const BLOCK_WORDS: usize = 128;
+
+/// Most stack the ring of converted rows of [`RowSource::Paired`] may take.
+const PAIRED_RING_MAX: usize = 4096;
+
 impl RowSource {
+    /// The windows of a convolution, `g` as in [`RowSource::Im2col`]: [`RowSource::Paired`]
+    /// where it applies (fewer multiply-accumulate steps for rows that are not whole
+    /// chunks of 4 values, and words copied instead of bytes gathered), else
+    /// [`RowSource::Im2col`].
+    pub fn window(g: [usize; 13], zp: i32) -> RowSource {
+        let [_, _, c, _, ow, kh, kw, _, sw, dh, dw, _, _] = g;
+        let ring = 4 * kh * microgen_rt::mac::paired_row_words(ow, sw, c, kw);
+        if dh == 1 && dw == 1 && (sw * c) % 2 == 0 && c % 4 != 0 && ring <= PAIRED_RING_MAX {
+            RowSource::Paired { g, zp }
+        } else {
+            RowSource::Im2col { g, zp }
+        }
+    }
+
+    /// Stack bytes of the row source's own scratch.
+    pub fn scratch(&self) -> usize {
+        match *self {
+            RowSource::Paired { g, .. } => 4 * g[5] * microgen_rt::mac::paired_row_words(g[4], g[8], g[2], g[6]),
+            _ => 0,
+        }
+    }
+
+    /// Estimated Cortex-M4 instructions to write one row, and once per layer.
+    fn expand_cost(&self, steps: u64) -> (u64, u64) {
+        match *self {
+            RowSource::Dense { .. } => (5 * steps / 2 + 20, 0),
+            RowSource::Im2col { g, .. } => (g[5] as u64 * (18 + 7 * (g[6] * g[2]).div_ceil(4) as u64) + 50, 0),
+            RowSource::Paired { g, .. } => {
+                let wn = (g[6] * g[2]).div_ceil(2) as u64;
+                let rw = microgen_rt::mac::paired_row_words(g[4], g[8], g[2], g[6]) as u64;
+                (g[5] as u64 * (6 + 2 * wn) + 40, g[0] as u64 * rw * 10)
+            }
+        }
+    }
+
     /// Values per packed row, and the weight index (`[ky][kx][ic]`) of each.
     pub fn layout(&self) -> (usize, Box<dyn Fn(usize) -> Option<usize>>) {
         match *self {
@@ -168,6 +213,19 @@ impl RowSource {
                 let (kh, span) = (g[5], g[6] * g[2]);
                 let rw = span.div_ceil(4) * 4;
                 (kh * rw, Box::new(move |i| (i % rw < span).then_some(i / rw * span + i % rw)))
+            }
+            RowSource::Paired { g, .. } => {
+                let (kh, span) = (g[5], g[6] * g[2]);
+                let rw = 2 * span.div_ceil(2);
+                // `pack` puts values (4j, 4j+2) in step 2j and (4j+1, 4j+3) in step 2j+1;
+                // here step s holds the window's values (2s, 2s+1).
+                (
+                    kh * rw,
+                    Box::new(move |i| {
+                        let l = i / 4 * 4 + [0, 2, 1, 3][i % 4];
+                        (l % rw < span).then_some(l / rw * span + l % rw)
+                    }),
+                )
             }
         }
     }
@@ -180,13 +238,7 @@ fn estimate(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
     let asm = p.fast && lo == -128 && hi == 127;
     let (npos, cout) = (npos as u64, p.rq.len() as u64);
     let u = if steps % 8 == 0 { 8 } else if steps % 4 == 0 { 4 } else { 2 };
-    let expand_row = match *src {
-        RowSource::Dense { .. } => 5 * steps / 2 + 20,
-        RowSource::Im2col { g, .. } => {
-            let chunks = (g[6] * g[2]).div_ceil(4) as u64;
-            g[5] as u64 * (18 + 7 * chunks) + 50
-        }
-    };
+    let (expand_row, once) = src.expand_cost(steps);
     match p.tile {
         Tile::C4P2 => {
             let tiles = cout.div_ceil(4);
@@ -198,12 +250,12 @@ fn estimate(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
                 let chunks = steps / 2;
                 shared.push((format!("tiles_4x2_asm {steps}"), 320 + 44 * if steps <= 32 { steps } else { u } as usize + if chunks <= 16 { 28 * chunks } else { 40 } as usize));
             }
-            Est { instructions: npos.div_ceil(2) * (per_pair + tiles * per_tile), code_bytes: 90, shared }
+            Est { instructions: once + npos.div_ceil(2) * (per_pair + tiles * per_tile), code_bytes: 90, shared }
         }
         Tile::C8P1 => {
             let tiles = cout.div_ceil(8);
             let per_tile = 180 + 13 * steps;
-            Est { instructions: npos * (expand_row + 30 + tiles * per_tile), code_bytes: 90, shared: vec![(format!("gemm_8x1 steps {steps}"), 900)] }
+            Est { instructions: once + npos * (expand_row + 30 + tiles * per_tile), code_bytes: 90, shared: vec![(format!("gemm_8x1 steps {steps}"), 900)] }
         }
     }
 }
@@ -230,19 +282,32 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
     let (lo_l, hi_l, npos_l) = (lit::i32(lo), lit::i32(hi), lit::usize(npos));
     let rev = ctx.reverse;
     let fast = p.fast;
+    // Long dense rows of 8x1 tiles are expanded a block at a time (bounded stack).
+    let blocked = p.tile == Tile::C8P1 && p.steps > BLOCK_WORDS && matches!(src, RowSource::Dense { .. });
     let (func, xs_words) = match p.tile {
         Tile::C4P2 => (quote!(::microgen_rt::mac::gemm_4x2), 2 * p.steps + 2),
+        Tile::C8P1 if blocked => (quote!(::microgen_rt::mac::gemm_8x1_blocked), BLOCK_WORDS),
         Tile::C8P1 => (quote!(::microgen_rt::mac::gemm_8x1), p.steps),
     };
     let xs_l = lit::usize(xs_words);
-    let scratch = 4 * xs_words;
+    let tiles = p.rq.len().div_ceil(8);
+    let scratch = 4 * xs_words + src.scratch() + if blocked { 32 * tiles } else { 0 };
     let (rows_decl, rows) = rows_tokens(src);
     ctx.report(Strategy::Packed, estimate(ctx, p, src, npos, lo, hi));
+    let call = if blocked {
+        let tiles_l = lit::usize(tiles);
+        quote! {
+            let mut acc = [[0i32; 8]; #tiles_l];
+            #func::<_, _, #fast, #steps>(&l, &#rows, #npos_l, y0, #rev, &mut xs, &mut acc);
+        }
+    } else {
+        quote!(#func::<_, _, #fast, #steps>(&l, &mut #rows, #npos_l, y0, #rev, &mut xs);)
+    };
     let body = quote! {
         let l = ::microgen_rt::mac::Gemm { steps: #steps, cout: #cout, w: &#w_id.0, bias: &#b_id, rq: &#r_id, lo: #lo_l, hi: #hi_l };
         let mut xs = [0u32; #xs_l];
         #rows_decl
-        #func::<_, _, #fast, #steps>(&l, &mut #rows, #npos_l, y0, #rev, &mut xs);
+        #call
     };
     (statics, body, scratch)
 }
@@ -323,18 +388,15 @@ pub fn emit_sparse(ctx: &KernelCtx, p: &SparsePacked, src: &RowSource, npos: usi
         #rows_decl
         ::microgen_rt::mac::gemm_sparse::<_, _, #co>(&l, &mut #rows, #npos_l, y0, #rev, &mut xs);
     };
-    let expand_row = match *src {
-        RowSource::Dense { .. } => 5 * p.steps as u64 / 2 + 20,
-        RowSource::Im2col { g, .. } => g[5] as u64 * (18 + 7 * (g[6] * g[2]).div_ceil(4) as u64) + 50,
-    };
+    let (expand_row, once) = src.expand_cost(p.steps as u64);
     let asm = lo == -128 && hi == 127;
     let per_group: u64 = 4 * expand_row + if asm { 34 * cout as u64 + 14 * p.kept as u64 } else { 60 * cout as u64 + 40 * p.kept as u64 };
     let tail = (npos % 4) as u64 * (expand_row + 60 * cout as u64 + 40 * p.kept as u64);
     ctx.report(
         Strategy::Sparse,
-        Est { instructions: (npos / 4) as u64 * per_group + tail, code_bytes: 90, shared: vec![(format!("gemm_sparse c{cout}"), 1300)] },
+        Est { instructions: once + (npos / 4) as u64 * per_group + tail, code_bytes: 90, shared: vec![(format!("gemm_sparse c{cout}"), 1300)] },
     );
-    (statics, body, 4 * xs_words)
+    (statics, body, 4 * xs_words + src.scratch())
 }
 
 /// The row source's declarations and expression.
@@ -344,9 +406,18 @@ fn rows_tokens(src: &RowSource) -> (TokenStream, TokenStream) {
             let k = lit::usize(*k);
             (quote!(), quote!(::microgen_rt::mac::Dense { x: x0, k: #k }))
         }
-        RowSource::Im2col { g, zp } => {
+        RowSource::Im2col { g, zp } | RowSource::Paired { g, zp } => {
             let [h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw] = g.map(lit::usize);
             let zp = lit::i32(*zp);
+            let (ring_decl, expr) = if let RowSource::Paired { .. } = src {
+                let n = lit::usize(src.scratch() / 4);
+                (
+                    quote!(let mut ring = [0u32; #n];),
+                    quote!(::microgen_rt::mac::Paired::<_, G> { x: x0, zp: #zp, ring: &mut ring, lo: 0, hi: 0, g: ::core::marker::PhantomData }),
+                )
+            } else {
+                (quote!(), quote!(::microgen_rt::mac::Im2col::<_, G> { x: x0, zp: #zp, g: ::core::marker::PhantomData }))
+            };
             (
                 quote! {
                     struct G;
@@ -365,8 +436,9 @@ fn rows_tokens(src: &RowSource) -> (TokenStream, TokenStream) {
                         const PAD_H: usize = #ph;
                         const PAD_W: usize = #pw;
                     }
+                    #ring_decl
                 },
-                quote!(::microgen_rt::mac::Im2col::<_, G> { x: x0, zp: #zp, g: ::core::marker::PhantomData }),
+                expr,
             )
         }
     }
