@@ -324,9 +324,7 @@ impl<B: Byte, G: ConvGeom> Paired<'_, B, G> {
             *d = (at(v) as i16 as u16 as u32) | ((at(v + 1) as i16 as u16 as u32) << 16);
         }
     }
-}
 
-impl<B: Byte, G: ConvGeom> Paired<'_, B, G> {
     /// Makes the ring hold the input rows of position `p`'s window; its first row
     /// (`oy * SH - PAD_H`, possibly outside the input), the ring slot of the first row
     /// inside, and the window's first word in a converted row.
@@ -351,11 +349,13 @@ impl<B: Byte, G: ConvGeom> Paired<'_, B, G> {
         }
         (iy0, ga % G::KH, ox * G::SW * G::C / 2)
     }
-}
 
-impl<B: Byte, G: ConvGeom> Rows for Paired<'_, B, G> {
+    /// Writes position `p`'s window into `out`: with `PAIR`, interleaved with its right
+    /// neighbour's (`copy_pair`; `S` is then 2), else at every `S`-th word
+    /// (`copy_strided`). Rows outside the input are the zero point pair.
     #[inline(always)]
-    fn expand<const S: usize>(&mut self, p: usize, out: &mut [u32]) {
+    fn gather<const S: usize, const PAIR: bool>(&mut self, p: usize, out: &mut [u32]) {
+        let sh = if PAIR { G::SW * G::C / 2 } else { 0 };
         let (iy0, mut slot, off) = self.window(p);
         let zp = self.zp;
         let zpw = pairs4(zp, zp, zp, zp).0;
@@ -363,15 +363,30 @@ impl<B: Byte, G: ConvGeom> Rows for Paired<'_, B, G> {
         for (ky, o) in out.chunks_exact_mut(Self::WN * S).enumerate() {
             let iy = iy0 + ky as isize;
             if iy < 0 || iy as usize >= G::H {
-                for q in o.chunks_exact_mut(S) {
-                    q[0] = zpw;
+                if PAIR {
+                    o.fill(zpw);
+                } else {
+                    for q in o.chunks_exact_mut(S) {
+                        q[0] = zpw;
+                    }
                 }
                 continue;
             }
             let at = slot * Self::RW + off;
-            copy_strided::<S>(o, &self.ring[at..at + Self::WN]);
+            if PAIR {
+                copy_pair(o, &self.ring[at..at + Self::WN + sh], sh);
+            } else {
+                copy_strided::<S>(o, &self.ring[at..at + Self::WN]);
+            }
             slot = if slot + 1 == G::KH { 0 } else { slot + 1 };
         }
+    }
+}
+
+impl<B: Byte, G: ConvGeom> Rows for Paired<'_, B, G> {
+    #[inline(always)]
+    fn expand<const S: usize>(&mut self, p: usize, out: &mut [u32]) {
+        self.gather::<S, false>(p, out);
     }
 
     /// Two neighbours on one output row read overlapping words of the same converted
@@ -385,20 +400,7 @@ impl<B: Byte, G: ConvGeom> Rows for Paired<'_, B, G> {
             self.expand::<2>(p1, &mut out[1..]);
             return;
         }
-        let (iy0, mut slot, off) = self.window(p0);
-        let zp = self.zp;
-        let zpw = pairs4(zp, zp, zp, zp).0;
-        let out = &mut out[..G::KH * Self::WN * 2];
-        for (ky, o) in out.chunks_exact_mut(Self::WN * 2).enumerate() {
-            let iy = iy0 + ky as isize;
-            if iy < 0 || iy as usize >= G::H {
-                o.fill(zpw);
-                continue;
-            }
-            let at = slot * Self::RW + off;
-            copy_pair(o, &self.ring[at..at + Self::WN + sh], sh);
-            slot = if slot + 1 == G::KH { 0 } else { slot + 1 };
-        }
+        self.gather::<2, true>(p0, out);
     }
 }
 
@@ -1008,7 +1010,7 @@ pub fn gemm_8x1<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
     let tiles = l.cout.div_ceil(8);
     let xs = &mut xs[..steps];
     let w = &l.w[..tiles * steps * 32];
-    let (bias, rqs) = (&l.bias[..tiles * 8], &l.rq[..l.cout]);
+    let bias = &l.bias[..tiles * 8];
     for i in 0..npos {
         let p = if rev { npos - 1 - i } else { i };
         rows.expand::<1>(p, xs);
@@ -1016,14 +1018,20 @@ pub fn gemm_8x1<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
             let mut acc = [0i32; 8];
             acc.copy_from_slice(&bias[8 * t..8 * t + 8]);
             mac_8x1(xs, &w[t * steps * 32..], &mut acc);
-            for c in 0..8 {
-                let oc = 8 * t + c;
-                if oc >= l.cout {
-                    break;
-                }
-                y.put(p * l.cout + oc, rq::<FAST>(acc[c], &rqs[oc], l.lo, l.hi));
-            }
+            put_8::<FAST, Y>(l, p, t, &acc, &mut y);
         }
+    }
+}
+
+/// The outputs of tile `t` (8 channels, fewer in the last tile) of position `p`.
+#[inline(always)]
+fn put_8<const FAST: bool, Y: Out8>(l: &Gemm, p: usize, t: usize, acc: &[i32; 8], y: &mut Y) {
+    for (c, &a) in acc.iter().enumerate() {
+        let oc = 8 * t + c;
+        if oc >= l.cout {
+            break;
+        }
+        y.put(p * l.cout + oc, rq::<FAST>(a, &l.rq[oc], l.lo, l.hi));
     }
 }
 
@@ -1037,7 +1045,7 @@ pub fn gemm_8x1_blocked<B: Byte, Y: Out8, const FAST: bool, const STEPS: usize>(
     let tiles = l.cout.div_ceil(8);
     let acc = &mut acc[..tiles];
     let w = &l.w[..tiles * steps * 32];
-    let (bias, rqs) = (&l.bias[..tiles * 8], &l.rq[..l.cout]);
+    let bias = &l.bias[..tiles * 8];
     let k = rows.k;
     for i in 0..npos {
         let p = if rev { npos - 1 - i } else { i };
@@ -1058,13 +1066,7 @@ pub fn gemm_8x1_blocked<B: Byte, Y: Out8, const FAST: bool, const STEPS: usize>(
             w0 += n;
         }
         for (t, a) in acc.iter().enumerate() {
-            for c in 0..8 {
-                let oc = 8 * t + c;
-                if oc >= l.cout {
-                    break;
-                }
-                y.put(p * l.cout + oc, rq::<FAST>(a[c], &rqs[oc], l.lo, l.hi));
-            }
+            put_8::<FAST, Y>(l, p, t, a, &mut y);
         }
     }
 }
