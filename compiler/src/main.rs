@@ -140,6 +140,7 @@ fn inspect(model: &Path, json: bool, goal: Goal) -> Result<(), Error> {
             "macs": layer.map_or(0, |l| l.macs), "weight_bytes": layer.map_or(0, |l| l.const_bytes),
             "strategy": layer.map(|l| l.strategy.name()),
             "strategy_without_dsp": layer.map(|l| l.portable_strategy.unwrap_or(l.strategy).name()),
+            "strategy_x86_64": layer.map(|l| l.host_strategy.unwrap_or(l.strategy).name()),
             "estimated_code_bytes": layer.map(|l| l.est_code_bytes),
             "estimated_instructions": layer.map(|l| l.est_instructions),
             "candidates": layer.map(|l| l.candidates.iter().map(|c| serde_json::json!({
@@ -204,6 +205,11 @@ fn inspect(model: &Path, json: bool, goal: Goal) -> Result<(), Error> {
     if !other.is_empty() {
         println!();
         println!("on targets without pairwise multiply-accumulate (neither Cortex-M4/M7 DSP nor x86-64: Cortex-M0+, RISC-V): op {}", other.join(", op "));
+    }
+    let host: Vec<String> = c.layers.iter().filter_map(|l| l.host_strategy.map(|s| format!("{} {}", l.index, s.name()))).collect();
+    if !host.is_empty() {
+        println!();
+        println!("on the x86-64 host: op {}", host.join(", op "));
     }
     println!();
     println!("total: {} operators, {} MACs, {} weight bytes, arena {} bytes", order.len(), c.macs, c.weights_bytes, c.arena_bytes);

@@ -39,10 +39,22 @@ impl I8sMut for [i8] {
 /// Read f32 elements.
 pub trait F32s {
     fn get_f32(&self, i: usize) -> f32;
+    /// Elements `i..i + dst.len()` into `dst` (one bounds check).
+    fn read_f32s(&self, i: usize, dst: &mut [f32]) {
+        for (k, d) in dst.iter_mut().enumerate() {
+            *d = self.get_f32(i + k);
+        }
+    }
 }
 /// Write f32 elements.
 pub trait F32sMut: F32s {
     fn set_f32(&mut self, i: usize, v: f32);
+    /// `src` into elements `i..i + src.len()` (one bounds check).
+    fn write_f32s(&mut self, i: usize, src: &[f32]) {
+        for (k, &v) in src.iter().enumerate() {
+            self.set_f32(i + k, v);
+        }
+    }
 }
 impl F32s for [u8] {
     #[inline(always)]
@@ -51,11 +63,24 @@ impl F32s for [u8] {
         b.copy_from_slice(&self[4 * i..4 * i + 4]);
         f32::from_le_bytes(b)
     }
+    #[inline(always)]
+    fn read_f32s(&self, i: usize, dst: &mut [f32]) {
+        let n = dst.len();
+        for (d, c) in dst.iter_mut().zip(self[4 * i..4 * (i + n)].chunks_exact(4)) {
+            *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+    }
 }
 impl F32sMut for [u8] {
     #[inline(always)]
     fn set_f32(&mut self, i: usize, v: f32) {
         self[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    #[inline(always)]
+    fn write_f32s(&mut self, i: usize, src: &[f32]) {
+        for (d, v) in self[4 * i..4 * (i + src.len())].chunks_exact_mut(4).zip(src) {
+            d.copy_from_slice(&v.to_le_bytes());
+        }
     }
 }
 impl F32s for [f32] {
@@ -63,11 +88,19 @@ impl F32s for [f32] {
     fn get_f32(&self, i: usize) -> f32 {
         self[i]
     }
+    #[inline(always)]
+    fn read_f32s(&self, i: usize, dst: &mut [f32]) {
+        dst.copy_from_slice(&self[i..i + dst.len()]);
+    }
 }
 impl F32sMut for [f32] {
     #[inline(always)]
     fn set_f32(&mut self, i: usize, v: f32) {
         self[i] = v;
+    }
+    #[inline(always)]
+    fn write_f32s(&mut self, i: usize, src: &[f32]) {
+        self[i..i + src.len()].copy_from_slice(src);
     }
 }
 
@@ -144,6 +177,13 @@ impl F32s for [Cell<u8>] {
         let c = &self[4 * i..4 * i + 4];
         f32::from_le_bytes([c[0].get(), c[1].get(), c[2].get(), c[3].get()])
     }
+    #[inline(always)]
+    fn read_f32s(&self, i: usize, dst: &mut [f32]) {
+        let n = dst.len();
+        for (d, c) in dst.iter_mut().zip(self[4 * i..4 * (i + n)].chunks_exact(4)) {
+            *d = f32::from_le_bytes([c[0].get(), c[1].get(), c[2].get(), c[3].get()]);
+        }
+    }
 }
 
 macro_rules! cells_get {
@@ -171,6 +211,12 @@ cells_get!(I64s, get_i64, i64, 8);
 pub trait CellsSet {
     fn set_i8(&self, i: usize, v: i8);
     fn set_f32(&self, i: usize, v: f32);
+    /// `src` into elements `i..i + src.len()`.
+    fn write_f32s(&self, i: usize, src: &[f32]) {
+        for (k, &v) in src.iter().enumerate() {
+            self.set_f32(i + k, v);
+        }
+    }
     fn set_i16(&self, i: usize, v: i16);
     fn set_i32(&self, i: usize, v: i32);
     fn set_i64(&self, i: usize, v: i64);
@@ -218,6 +264,13 @@ mod cell_tests {
         let (x, y) = (&cells[4..12], &cells[0..16]);
         y.set_f32(1, 1.5);
         assert_eq!(x.get_f32(0), 1.5);
+        y.set_f32(2, -2.0);
+        let mut r = [0.0f32; 2];
+        x.read_f32s(0, &mut r);
+        assert_eq!(r, [1.5, -2.0]);
+        y.write_f32s(1, &[4.0, 8.0]);
+        x.read_f32s(0, &mut r);
+        assert_eq!(r, [4.0, 8.0]);
         y.set_i8(4, -3);
         assert_eq!(x.get_i8(0), -3);
         y.set_i16(3, -2);

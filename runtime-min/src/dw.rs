@@ -430,3 +430,73 @@ fn asm_row<const S: usize, const PW: usize, const C: usize, const OW: usize, con
         );
     }
 }
+
+/// A depthwise convolution with depth multiplier 1 and any window, for [`dw_channels`].
+pub struct DwAny<'a> {
+    /// Batches (the rest of the geometry is the kernel's `ConvGeom`).
+    pub n: usize,
+    /// Weights `[kh][kw][C]` (the model's layout), int8.
+    pub w: &'a [u8],
+    /// Accumulator start per channel: the bias with the input offset folded in
+    /// (`bias + in_off * sum(w)`).
+    pub bias: &'a [i32],
+    /// Per channel `(m, k, e)` of `rq_fast` (applied to the doubled accumulator) when `FAST`,
+    /// else `(multiplier, shift, output zero point)` of `rq_exact`.
+    pub rq: &'a [[i32; 3]],
+    /// The input zero point (what a tap outside the input reads).
+    pub zp: i8,
+    pub lo: i32,
+    pub hi: i32,
+}
+
+/// Depthwise convolution over channels: per output position, the `C` accumulators as one
+/// array, each tap a multiply-add across the channels (contiguous in NHWC, so the compiler
+/// vectorizes it on the host), taps outside the input reading the zero point (which adds
+/// `(zp + in_off) * w = 0` to the folded bias, as TFLM's skipped tap adds nothing). A
+/// position's inputs are all read before its outputs are written; with `rev` the positions
+/// run backwards.
+pub fn dw_channels<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, const FAST: bool>(l: &DwAny, x: &[B], mut y: Y, rev: bool) {
+    assert!(G::C == C);
+    let (n, h, w, oh, ow, kh, kw) = (l.n, G::H, G::W, G::OH, G::OW, G::KH, G::KW);
+    let (sh, sw, dh, dw, pad_h, pad_w) = (G::SH, G::SW, G::DH, G::DW, G::PAD_H, G::PAD_W);
+    let x = &x[..n * h * w * C];
+    let wt = &l.w[..kh * kw * C];
+    let bias: &[i32; C] = l.bias[..C].try_into().expect("C biases");
+    let rq = &l.rq[..C];
+    let zp = l.zp as i32;
+    let npos = n * oh * ow;
+    let mut out = [0i8; C];
+    for i in 0..npos {
+        let pos = if rev { npos - 1 - i } else { i };
+        let (b, oy, ox) = (pos / (oh * ow), pos / ow % oh, pos % ow);
+        let iy0 = (oy * sh) as isize - pad_h as isize;
+        let ix0 = (ox * sw) as isize - pad_w as isize;
+        let inside = iy0 >= 0 && ix0 >= 0 && iy0 as usize + (kh - 1) * dh < h && ix0 as usize + (kw - 1) * dw < w;
+        let mut acc = *bias;
+        for ky in 0..kh {
+            let iy = iy0 + (ky * dh) as isize;
+            for kx in 0..kw {
+                let ix = ix0 + (kx * dw) as isize;
+                let ws: &[u8; C] = wt[(ky * kw + kx) * C..][..C].try_into().expect("C weights");
+                if !inside && (iy < 0 || iy as usize >= h || ix < 0 || ix as usize >= w) {
+                    for c in 0..C {
+                        acc[c] = acc[c].wrapping_add(zp * ws[c] as i8 as i32);
+                    }
+                } else {
+                    let xs: &[B; C] = x[((b * h + iy as usize) * w + ix as usize) * C..][..C].try_into().expect("C inputs");
+                    for c in 0..C {
+                        acc[c] = acc[c].wrapping_add(xs[c].byte() as i8 as i32 * ws[c] as i8 as i32);
+                    }
+                }
+            }
+        }
+        if FAST {
+            crate::mac::rq_fast_doubled(&acc, rq, l.lo, l.hi, &mut out);
+        } else {
+            for c in 0..C {
+                out[c] = crate::mac::rq_exact(acc[c], &rq[c], l.lo, l.hi);
+            }
+        }
+        crate::mac::put_bytes(&mut y, pos * C, &out);
+    }
+}

@@ -110,6 +110,74 @@ pub fn logistic(x: f32) -> f32 {
     }
 }
 
+/// Output positions per float tile: enough independent accumulator chains to hide the
+/// add latency of a wide vector unit on the host; one position on the microcontrollers
+/// (16 channels already fill an FPU's register file).
+#[cfg(target_arch = "x86_64")]
+pub const TILE_P: usize = 4;
+#[cfg(not(target_arch = "x86_64"))]
+pub const TILE_P: usize = 1;
+
+/// The float tile multiply-accumulate: `acc[p][n] += xs[p][k] * w[k][n]` for `k` ascending,
+/// `P` positions (their window values, `xs`, all of one length) by `N` channels (`w`: the
+/// `N` weights of each `k`, float32 little-endian). Each output keeps the reference's order
+/// of summation and every product is rounded before its add (Rust never fuses them), so
+/// the result equals a scalar loop's, bit for bit; the `N` lanes become vector operations.
+#[inline(always)]
+pub fn tile<const P: usize, const N: usize>(xs: [&[f32]; P], w: &[u8], acc: &mut [[f32; N]; P]) {
+    let k = xs[0].len();
+    let xs: [&[f32]; P] = core::array::from_fn(|p| &xs[p][..k]);
+    for (kk, wr) in w[..k * 4 * N].chunks_exact(4 * N).enumerate() {
+        let wv: [f32; N] = core::array::from_fn(|n| f32::from_le_bytes([wr[4 * n], wr[4 * n + 1], wr[4 * n + 2], wr[4 * n + 3]]));
+        for p in 0..P {
+            let xv = xs[p][kk];
+            for n in 0..N {
+                acc[p][n] += xv * wv[n];
+            }
+        }
+    }
+}
+
+/// A float fully connected row: `out(o, sum_k x[k] * w[o][k])` (`k` ascending, each product
+/// rounded before its add: a scalar loop's result, bit for bit) for every channel `o` of the
+/// weights packed `[o / N][k][o % N]` (float32 little-endian, whole blocks of `N`). On the
+/// host, `TILE_P` blocks at a time (independent accumulator chains).
+#[inline(always)]
+pub fn gemv<const N: usize>(x: &[f32], w: &[u8], mut out: impl FnMut(usize, f32)) {
+    let blk = x.len() * 4 * N;
+    if blk == 0 {
+        return;
+    }
+    let nb = w.len() / blk;
+    let mut j = 0;
+    while j + TILE_P <= nb {
+        let mut acc = [[0.0f32; N]; TILE_P];
+        let ws: [&[u8]; TILE_P] = core::array::from_fn(|q| &w[(j + q) * blk..(j + q + 1) * blk]);
+        for (kk, &xv) in x.iter().enumerate() {
+            for q in 0..TILE_P {
+                let wr = &ws[q][kk * 4 * N..(kk + 1) * 4 * N];
+                for n in 0..N {
+                    acc[q][n] += xv * f32::from_le_bytes([wr[4 * n], wr[4 * n + 1], wr[4 * n + 2], wr[4 * n + 3]]);
+                }
+            }
+        }
+        for (q, a) in acc.iter().enumerate() {
+            for (n, &v) in a.iter().enumerate() {
+                out((j + q) * N + n, v);
+            }
+        }
+        j += TILE_P;
+    }
+    while j < nb {
+        let mut acc = [[0.0f32; N]; 1];
+        tile([x], &w[j * blk..(j + 1) * blk], &mut acc);
+        for (n, &v) in acc[0].iter().enumerate() {
+            out(j * N + n, v);
+        }
+        j += 1;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     extern crate std;
@@ -134,6 +202,51 @@ mod tests {
             let got = tanh(x) as f64;
             assert!((got - want).abs() <= 4e-7 * want.abs().max(1e-3), "tanh({x}) = {got}, want {want}");
             x += 0.00731;
+        }
+    }
+
+    #[test]
+    fn tile_sums_in_order() {
+        let (x0, x1): ([f32; 3], [f32; 3]) = ([1.0, 1e8, -1e8], [0.5, 2.0, 0.0]);
+        let w: [[f32; 2]; 3] = [[0.25, 1.0], [1.0, -1.0], [1.0, 3.0]];
+        let wb: std::vec::Vec<u8> = w.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+        let mut acc = [[0.0f32; 2]; 2];
+        tile([&x0[..], &x1[..]], &wb, &mut acc);
+        for (p, x) in [x0, x1].iter().enumerate() {
+            for n in 0..2 {
+                let mut want = 0.0f32;
+                for k in 0..3 {
+                    want += x[k] * w[k][n];
+                }
+                assert_eq!(acc[p][n].to_bits(), want.to_bits());
+            }
+        }
+        // 0.25 + 1e8 - 1e8 in order is 0 (the small term is absorbed), not 0.25.
+        assert_eq!(acc[0][0], 0.0);
+    }
+
+    #[test]
+    fn gemv_covers_every_block() {
+        // 7 blocks of 2 channels (more than one host group of TILE_P and a remainder).
+        let (k, n, nb) = (5usize, 2usize, 7usize);
+        let x: std::vec::Vec<f32> = (0..k).map(|i| i as f32 * 0.37 - 0.5).collect();
+        let wt = |o: usize, kk: usize| ((o * 31 + kk * 7) % 13) as f32 * 0.11 - 0.6;
+        let mut wb = std::vec::Vec::new();
+        for j in 0..nb {
+            for kk in 0..k {
+                for q in 0..n {
+                    wb.extend_from_slice(&wt(j * n + q, kk).to_le_bytes());
+                }
+            }
+        }
+        let mut got = [f32::NAN; 14];
+        gemv::<2>(&x, &wb, |o, v| got[o] = v);
+        for (o, g) in got.iter().enumerate() {
+            let mut want = 0.0f32;
+            for (kk, xv) in x.iter().enumerate() {
+                want += xv * wt(o, kk);
+            }
+            assert_eq!(g.to_bits(), want.to_bits(), "channel {o}");
         }
     }
 

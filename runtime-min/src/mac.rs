@@ -488,6 +488,34 @@ pub struct Gemm<'a> {
     pub hi: i32,
 }
 
+/// Writes `v` at elements `i..i + v.len()` of `y` (one bounds check, one copy).
+#[inline(always)]
+#[allow(unsafe_code)]
+pub fn put_bytes<Y: Out8>(y: &mut Y, i: usize, v: &[i8]) {
+    let dst = y.span(i, v.len());
+    // SAFETY: `span` checked that `v.len()` bytes from `dst` are in bounds and writable;
+    // `v` is a separate local slice.
+    unsafe { core::ptr::copy_nonoverlapping(v.as_ptr() as *const u8, dst, v.len()) };
+}
+
+/// `rq_fast` of the doubled accumulators `acc` (`acc.len()` a multiple of 8 on x86-64 with
+/// AVX2 for the vector path) into `out`.
+#[inline(always)]
+pub fn rq_fast_doubled(acc: &[i32], rq: &[[i32; 3]], lo: i32, hi: i32, out: &mut [i8]) {
+    let n = acc.len();
+    let (rq, out) = (&rq[..n], &mut out[..n]);
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    if n % 8 == 0 {
+        for ((a, r), o) in acc.chunks_exact(8).zip(rq.chunks_exact(8)).zip(out.chunks_exact_mut(8)) {
+            o.copy_from_slice(&x86::rq8_fast_doubled(a.try_into().expect("8"), r.try_into().expect("8"), lo, hi));
+        }
+        return;
+    }
+    for c in 0..n {
+        out[c] = rq_fast(acc[c].wrapping_mul(2), &rq[c], lo, hi);
+    }
+}
+
 /// Requantization with the doubled accumulator (see the module docs).
 #[inline(always)]
 pub fn rq_fast(a2: i32, r: &[i32; 3], lo: i32, hi: i32) -> i8 {
@@ -654,6 +682,106 @@ mod x86 {
         }
     }
 
+    /// Four positions (pair words interleaved two by two: `xa` positions 0 and 1, `xb`
+    /// positions 2 and 3, as `expand2` writes them) by `G` groups of 8 channels, each group
+    /// two 4-channel tiles (`ws[g]`: `steps * 16` bytes each; the same tile twice for a
+    /// last odd one): per step the four broadcast inputs serve every group and each weight
+    /// load the four positions. Then the bias, the doubled-accumulator requantization
+    /// (`rq_fast`) on 8 lanes (or `rq_exact` per lane), and per position the `n` (at most
+    /// `8 * G`) bytes from channel `oc0` on.
+    #[cfg(target_feature = "avx2")]
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    pub fn quad<Y: super::Out8, const FAST: bool, const G: usize>(
+        xa: &[u32],
+        xb: &[u32],
+        ws: [(&[u8], &[u8]); G],
+        steps: usize,
+        bias: [[i32; 8]; G],
+        rq: [[[i32; 3]; 8]; G],
+        lo: i32,
+        hi: i32,
+        pos: [usize; 4],
+        cout: usize,
+        oc0: usize,
+        n: usize,
+        y: &mut Y,
+    ) {
+        let (xa, xb) = (&xa[..2 * steps], &xb[..2 * steps]);
+        let ws: [(&[u8], &[u8]); G] = core::array::from_fn(|g| (&ws[g].0[..16 * steps], &ws[g].1[..16 * steps]));
+        assert!(n <= 8 * G);
+        // SAFETY: every load is inside `xa`, `xb` (2 * steps words) or a tile of `ws`
+        // (16 * steps bytes), checked above; the stores write `n` bytes at an address
+        // `Out8::span` checked for `n` bytes, from a buffer of `8 * G >= n` bytes.
+        unsafe {
+            let mut a: [[__m256i; G]; 4] = [core::array::from_fn(|g| _mm256_loadu_si256(bias[g].as_ptr() as *const __m256i)); 4];
+            for s in 0..steps {
+                let xv = [
+                    _mm256_set1_epi32(*xa.get_unchecked(2 * s) as i32),
+                    _mm256_set1_epi32(*xa.get_unchecked(2 * s + 1) as i32),
+                    _mm256_set1_epi32(*xb.get_unchecked(2 * s) as i32),
+                    _mm256_set1_epi32(*xb.get_unchecked(2 * s + 1) as i32),
+                ];
+                for g in 0..G {
+                    let w = _mm256_loadu2_m128i(ws[g].1.as_ptr().add(16 * s) as *const __m128i, ws[g].0.as_ptr().add(16 * s) as *const __m128i);
+                    for q in 0..4 {
+                        a[q][g] = _mm256_add_epi32(a[q][g], _mm256_madd_epi16(xv[q], w));
+                    }
+                }
+            }
+            let mut out = [[0i8; 8]; G];
+            for (q, aq) in a.iter().enumerate() {
+                for g in 0..G {
+                    let acc = aq[g];
+                    let r = &rq[g];
+                    out[g] = if FAST {
+                        rq8_fast(acc, r, lo, hi)
+                    } else {
+                        let mut v = [0i32; 8];
+                        _mm256_storeu_si256(v.as_mut_ptr() as *mut __m256i, acc);
+                        core::array::from_fn(|c| super::rq_exact(v[c], &r[c], lo, hi))
+                    };
+                }
+                let dst = y.span(pos[q] * cout + oc0, n);
+                core::ptr::copy_nonoverlapping(out.as_ptr() as *const u8, dst, n);
+            }
+        }
+    }
+
+    /// [`super::rq_fast`] on 8 lanes: `hi32(acc * m + 2^31) + k + (acc >> 31)`, shifted right
+    /// by `e`, clamped to `lo..=hi`, as bytes.
+    #[cfg(target_feature = "avx2")]
+    #[inline(always)]
+    pub fn rq8_fast(acc: __m256i, r: &[[i32; 3]; 8], lo: i32, hi: i32) -> [i8; 8] {
+        // SAFETY: register-only AVX2 arithmetic (the cfg enables AVX2).
+        unsafe {
+            let m = _mm256_setr_epi32(r[0][0], r[1][0], r[2][0], r[3][0], r[4][0], r[5][0], r[6][0], r[7][0]);
+            let k = _mm256_setr_epi32(r[0][1], r[1][1], r[2][1], r[3][1], r[4][1], r[5][1], r[6][1], r[7][1]);
+            let e = _mm256_and_si256(_mm256_setr_epi32(r[0][2], r[1][2], r[2][2], r[3][2], r[4][2], r[5][2], r[6][2], r[7][2]), _mm256_set1_epi32(31));
+            let half = _mm256_set1_epi64x(0x8000_0000);
+            let pe = _mm256_add_epi64(_mm256_mul_epi32(acc, m), half);
+            let po = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64::<32>(acc), _mm256_srli_epi64::<32>(m)), half);
+            let hi32 = _mm256_blend_epi32::<0b1010_1010>(_mm256_srli_epi64::<32>(pe), po);
+            let v = _mm256_add_epi32(_mm256_add_epi32(hi32, k), _mm256_srai_epi32::<31>(acc));
+            let v = _mm256_min_epi32(_mm256_max_epi32(_mm256_srav_epi32(v, e), _mm256_set1_epi32(lo)), _mm256_set1_epi32(hi));
+            let h = _mm256_packs_epi32(v, v);
+            let b8 = _mm256_packs_epi16(h, h);
+            let lo4 = _mm256_extract_epi32::<0>(b8) as u32;
+            let hi4 = _mm256_extract_epi32::<4>(b8) as u32;
+            (lo4 as u64 | (hi4 as u64) << 32).to_le_bytes().map(|v| v as i8)
+        }
+    }
+
+    /// [`rq8_fast`] of 8 accumulators in memory, doubled first.
+    #[cfg(target_feature = "avx2")]
+    #[inline(always)]
+    pub fn rq8_fast_doubled(acc: &[i32; 8], r: &[[i32; 3]; 8], lo: i32, hi: i32) -> [i8; 8] {
+        // SAFETY: `acc` is 32 readable bytes; unaligned load.
+        let a = unsafe { _mm256_loadu_si256(acc.as_ptr() as *const __m256i) };
+        // SAFETY: register-only AVX2 arithmetic.
+        rq8_fast(unsafe { _mm256_add_epi32(a, a) }, r, lo, hi)
+    }
+
     /// The chunks `(w_even, w_odd, offset)` of one sparse channel over 4 positions: per chunk
     /// the 4 lanes' pair words of the two steps, each `PMADDWD` with a broadcast weight pair.
     #[inline(always)]
@@ -760,6 +888,15 @@ fn mac_8x1(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
         );
     }
     *acc = [a0, a1, a2, a3, a4, a5, a6, a7];
+}
+
+/// The 8 channels x 1 position multiply-accumulate for callers outside this module (the
+/// hybrid float kernels): `acc[c] += lo(x[s]) * lo(w[s][c]) + hi(x[s]) * hi(w[s][c])` over
+/// the int16 pair words `x` (a multiple of 4 of them), weights packed `[s][c]` as words
+/// (4-byte aligned, at least `x.len() * 32` bytes).
+#[inline(always)]
+pub fn dot_8x1(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
+    mac_8x1(x, w, acc)
 }
 
 /// Every full tile of 4 channels for one pair of positions, in one `asm!` block: first,
@@ -938,7 +1075,20 @@ pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
     let steps = l.steps;
     assert!(steps == STEPS);
     let tiles = l.cout.div_ceil(4);
-    let xs = &mut xs[..2 * steps + 2];
+    // On x86-64 with AVX2 (scratch for two pairs given, `XS_GROUPS`), whole groups of four
+    // positions first (forwards) or last (backwards) through `quad`; the others by pairs.
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    let quads = if xs.len() >= 2 * (2 * steps + 2) { npos / 4 } else { 0 };
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+    let quads = 0;
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    if !rev {
+        for i in 0..quads {
+            quad::<R, Y, FAST, STEPS>(l, rows, 4 * i, false, xs, &mut y);
+        }
+    }
+    let xs_all = xs;
+    let xs = &mut xs_all[..2 * steps + 2];
     let w = &l.w[..tiles * steps * 16];
     let (bias, rqs) = (&l.bias[..tiles * 4], &l.rq[..l.cout]);
     // Whole tiles of the full output range go through one `asm!` block on Cortex-M4/M7.
@@ -986,8 +1136,9 @@ pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
         }
     };
     let pairs = npos / 2;
+    let first_pair = 2 * quads;
     if !rev {
-        for i in 0..pairs {
+        for i in first_pair..pairs {
             tile(2 * i, 2 * i + 1, &mut y);
         }
         if npos % 2 == 1 {
@@ -997,9 +1148,60 @@ pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
         if npos % 2 == 1 {
             tile(npos - 1, npos - 1, &mut y);
         }
-        for i in (0..pairs).rev() {
+        for i in (first_pair..pairs).rev() {
             tile(2 * i, 2 * i + 1, &mut y);
         }
+        #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+        for i in (0..quads).rev() {
+            quad::<R, Y, FAST, STEPS>(l, rows, 4 * i, true, xs_all, &mut y);
+        }
+    }
+}
+
+/// Scratch words per unit of `xs_words` the generated code allocates for [`gemm_4x2`]: two
+/// pairs of rows on x86-64 with AVX2 (groups of four positions), one pair elsewhere.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+pub const XS_GROUPS: usize = 2;
+#[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+pub const XS_GROUPS: usize = 1;
+
+/// Positions `p..p + 4` of [`gemm_4x2`] on x86-64: the four rows expanded (two pairs; the
+/// pair order of the one-position-at-a-time direction), then every 8 channels at once.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+#[inline(always)]
+fn quad<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, rows: &mut R, p: usize, rev: bool, xs: &mut [u32], y: &mut Y) {
+    let steps = STEPS;
+    let half = 2 * steps + 2;
+    let (xa, xb) = xs[..2 * half].split_at_mut(half);
+    if rev {
+        rows.expand2(p + 2, p + 3, xb);
+        rows.expand2(p, p + 1, xa);
+    } else {
+        rows.expand2(p, p + 1, xa);
+        rows.expand2(p + 2, p + 3, xb);
+    }
+    let tiles = l.cout.div_ceil(4);
+    let tile = |t: usize| &l.w[t.min(tiles - 1) * steps * 16..];
+    let group = |t: usize| -> ([i32; 8], [[i32; 3]; 8]) {
+        (
+            core::array::from_fn(|c| l.bias[4 * (t + c / 4).min(tiles - 1) + c % 4]),
+            core::array::from_fn(|c| l.rq[(4 * t + c).min(l.cout - 1)]),
+        )
+    };
+    let pos = [p, p + 1, p + 2, p + 3];
+    let mut t = 0;
+    // 16 channels at a time, then 8 (the last group possibly a lone 4-channel tile).
+    while t + 4 <= tiles {
+        let (g0, g1) = (group(t), group(t + 2));
+        let n = (l.cout - 4 * t).min(16);
+        x86::quad::<Y, FAST, 2>(xa, xb, [(tile(t), tile(t + 1)), (tile(t + 2), tile(t + 3))], steps, [g0.0, g1.0], [g0.1, g1.1], l.lo, l.hi, pos, l.cout, 4 * t, n, y);
+        t += 4;
+    }
+    while t < tiles {
+        let g0 = group(t);
+        let n = (l.cout - 4 * t).min(8);
+        x86::quad::<Y, FAST, 1>(xa, xb, [(tile(t), tile(t + 1))], steps, [g0.0], [g0.1], l.lo, l.hi, pos, l.cout, 4 * t, n, y);
+        t += 2;
     }
 }
 

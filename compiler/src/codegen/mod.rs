@@ -92,6 +92,8 @@ pub struct LayerInfo {
     /// The strategy compiled instead on targets without pairwise int16 multiply-accumulate
     /// (neither Cortex-M4/M7 DSP nor x86-64), when the speed goal chooses another there.
     pub portable_strategy: Option<kernels::strategy::Strategy>,
+    /// The strategy compiled for the x86-64 host instead, when different.
+    pub host_strategy: Option<kernels::strategy::Strategy>,
     pub est_code_bytes: usize,
     pub est_instructions: u64,
     /// Every strategy the layer could take, with its estimates.
@@ -132,6 +134,14 @@ pub fn generate(g: &Graph, plan: &Plan, header: &str) -> Result<Generated> {
 }
 
 /// Generates the Rust module for a planned graph, kernel strategies chosen for `goal`.
+/// A layer's candidates and the forms compiled for it: per form, the target groups it is for
+/// (0 Cortex-M4/M7 DSP, 1 x86-64, 2 the others; the first form is the main choice, for the
+/// groups no other form takes), its candidate and kernel.
+struct Variants {
+    all: Vec<kernels::strategy::Candidate>,
+    forms: Vec<(Vec<usize>, kernels::strategy::Candidate, Kernel)>,
+}
+
 pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strategy::Goal) -> Result<Generated> {
     for &t in &g.inputs {
         check_io_dtype(g, t, "input")?;
@@ -169,21 +179,34 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
     let chosen = kernels::strategy::choose(goal, &estimates)?;
     // The speed goal on targets without packed multiply-accumulate: another choice where it
     // differs, compiled in by `cfg` (the flash goals choose the same for every target).
-    let portable = if goal == kernels::strategy::Goal::Speed { kernels::strategy::choose_portable(&estimates, &chosen) } else { vec![None; chosen.len()] };
+    let speed = goal == kernels::strategy::Goal::Speed;
+    let portable = if speed { kernels::strategy::choose_portable(&estimates, &chosen) } else { vec![None; chosen.len()] };
+    // And on the x86-64 host: the packed form wherever a layer offers it (its vector kernels
+    // beat the others there, whatever the Cortex-M4 estimates say).
+    let host = if speed { kernels::strategy::choose_host(&estimates, &chosen) } else { vec![None; chosen.len()] };
     let mut shared_seen = std::collections::BTreeMap::new();
-    #[allow(clippy::type_complexity)]
-    let mut cands: Vec<Option<(Vec<kernels::strategy::Candidate>, kernels::strategy::Candidate, Kernel, Option<(kernels::strategy::Candidate, Kernel)>)>> = cands
+    let mut cands: Vec<Option<Variants>> = cands
         .into_iter()
         .zip(estimates)
-        .zip(chosen.iter().zip(&portable))
-        .map(|((cs, all), (&i, &alt))| {
+        .zip(chosen.iter().zip(portable.iter().zip(&host)))
+        .map(|((cs, all), (&i, (&alt, &hst)))| {
             if cs.is_empty() {
                 return None;
             }
+            // Per target group (Cortex-M4/M7 DSP, x86-64, others) the index of its candidate.
+            let pick = [i, hst.unwrap_or(i), alt.unwrap_or(i)];
             let mut cs: Vec<Option<_>> = cs.into_iter().map(Some).collect();
-            let (c, k) = cs[i].take().expect("chosen candidate");
-            let alt = alt.and_then(|j| cs[j].take());
-            Some((all, c, k, alt))
+            let mut forms: Vec<(Vec<usize>, kernels::strategy::Candidate, Kernel)> = Vec::new();
+            for (target, &j) in pick.iter().enumerate() {
+                match forms.iter_mut().find(|f| pick[f.0[0]] == j) {
+                    Some(f) => f.0.push(target),
+                    None => {
+                        let (c, k) = cs[j].take().expect("chosen candidate");
+                        forms.push((vec![target], c, k));
+                    }
+                }
+            }
+            Some(Variants { all, forms })
         })
         .collect();
 
@@ -197,9 +220,13 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
             calls.extend(quote!({ #stmts }));
             continue;
         }
-        let Some((all, cand, k, alt)) = cands[step].take() else {
+        let Some(Variants { all, mut forms }) = cands[step].take() else {
             return Err(Error::invalid("internal error: no kernel for an operator").with_op(node.index, node.op.name()));
         };
+        // The strategy of the form compiled for target group `t`, when not the main one.
+        let other = |forms: &[(Vec<usize>, kernels::strategy::Candidate, Kernel)], t: usize| forms.iter().skip(1).find(|f| f.0.contains(&t)).map(|f| f.1.strategy);
+        let (portable_strategy, host_strategy) = (other(&forms, 2), other(&forms, 1));
+        let (_, cand, k) = forms.remove(0);
         for (key, bytes) in &cand.shared {
             shared_seen.insert(key.clone(), *bytes);
         }
@@ -270,41 +297,38 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
                 }
             }
         };
-        match &alt {
-            None => {
-                let f = kernel_fn(&k, quote!());
-                kernel_items.extend(quote! { #statics #f });
-            }
-            Some((_, ak)) => {
-                // Two forms of the layer, one compiled per target: the packed kernels where
-                // pairs of int16 multiply-accumulate in one instruction (Cortex-M4/M7 DSP,
-                // x86-64), the other form elsewhere.
-                let m = format_ident!("{}_kernel", fn_name);
-                let f = kernel_fn(&k, quote!(pub(super)));
-                let af = kernel_fn(ak, quote!(pub(super)));
-                let astatics = &ak.statics;
-                // The same condition as the packed kernels' own paths in `microgen_rt::mac`.
-                let packed = quote!(any(all(target_arch = "arm", target_feature = "dsp"), target_arch = "x86_64"));
+        if forms.is_empty() {
+            let f = kernel_fn(&k, quote!());
+            kernel_items.extend(quote! { #statics #f });
+        } else {
+            // Several forms of the layer, one compiled per target group: the main choice
+            // (Cortex-M4/M7 with DSP), the x86-64 host's, and the one for targets without
+            // pairwise multiply-accumulate (Cortex-M0+, RISC-V); groups with the same form
+            // share it.
+            let m = format_ident!("{}_kernel", fn_name);
+            let dsp = quote!(all(target_arch = "arm", target_feature = "dsp"));
+            let conds = [dsp.clone(), quote!(target_arch = "x86_64"), quote!(not(any(#dsp, target_arch = "x86_64")))];
+            let names = ["Cortex-M4/M7 (DSP)", "x86-64", "targets without pairwise multiply-accumulate"];
+            let main_targets: Vec<usize> = (0..3).filter(|t| !forms.iter().any(|f| f.0.contains(t))).collect();
+            let all_forms = std::iter::once((main_targets, &k)).chain(forms.iter().map(|(ts, _, fk)| (ts.clone(), fk)));
+            for (ts, fk) in all_forms {
+                let st = &fk.statics;
+                let cs: Vec<&TokenStream> = ts.iter().map(|&t| &conds[t]).collect();
+                let cfg = if cs.len() == 1 { quote!(#(#cs)*) } else { quote!(any(#(#cs),*)) };
+                let doc = format!(" The form for {}.", ts.iter().map(|&t| names[t]).collect::<Vec<_>>().join(", "));
+                let f = kernel_fn(fk, quote!(pub(super)));
                 kernel_items.extend(quote! {
-                    /// The packed form, for targets with pairwise int16 multiply-accumulate.
-                    #[cfg(#packed)]
+                    #[doc = #doc]
+                    #[cfg(#cfg)]
                     mod #m {
                         #[allow(unused_imports)]
                         use super::*;
-                        #statics
+                        #st
                         #f
                     }
-                    /// The form for targets without pairwise multiply-accumulate.
-                    #[cfg(not(#packed))]
-                    mod #m {
-                        #[allow(unused_imports)]
-                        use super::*;
-                        #astatics
-                        #af
-                    }
-                    use #m::#fn_name;
                 });
             }
+            kernel_items.extend(quote!(use #m::#fn_name;));
         }
         calls.extend(if cells { call_cells(g, plan, &fn_name, &ins, &outs, single_in, single_out)? } else { call(g, plan, &fn_name, &ins, &outs, single_in, single_out)? });
         layers.push(LayerInfo {
@@ -314,7 +338,8 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
             macs: k.macs,
             const_bytes: k.const_bytes,
             strategy: cand.strategy,
-            portable_strategy: alt.as_ref().map(|(c, _)| c.strategy),
+            portable_strategy,
+            host_strategy,
             est_code_bytes: cand.code_bytes,
             est_instructions: cand.instructions,
             candidates: all,

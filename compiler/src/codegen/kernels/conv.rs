@@ -573,6 +573,10 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
         (DType::F32, DType::F32, DType::F32) => {
             let wf: Vec<f32> = f32_values(wdata);
             let bias_v = bias_f32(ctx, b, cout, "CONV_2D")?;
+            if ctx.strategy == Strategy::Packed {
+                let doc = format!("{shape_doc}, float32, activation {}, {macs} MACs", act.name());
+                return Ok(super::ftile::conv(ctx, &g, &wf, &bias_v, act, doc, macs));
+            }
             let wb = f32_bytes(&wf);
             let wlen = lit::usize(wb.len());
             let wbytes = lit::bytes(&wb);
@@ -753,6 +757,96 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
             quote!(acc as f32 * scale),
         )
     };
+    if ctx.strategy == Strategy::Packed {
+        // The int32 sums of the loop form below, 8 channels at a time over int16 pair
+        // words (`microgen_rt::mac::dot_8x1`; integer sums do not depend on the order), then
+        // the same float scaling.
+        let steps = kn.div_ceil(8) * 4;
+        let blocks = cout.div_ceil(8);
+        let mut wb = Vec::with_capacity(blocks * steps * 32);
+        for j in 0..blocks {
+            for st in 0..steps {
+                for c in 0..8 {
+                    let o = j * 8 + c;
+                    let wt = |k: usize| if o < cout && k < kn { wdata[o * kn + k] as i8 as i16 as u16 } else { 0 };
+                    wb.extend_from_slice(&(wt(2 * st) as u32 | (wt(2 * st + 1) as u32) << 16).to_le_bytes());
+                }
+            }
+        }
+        let (wlen, wbytes, steps_l, blocks_l) = (lit::usize(wb.len()), lit::bytes(&wb), lit::usize(steps), lit::usize(blocks));
+        // The packed copy replaces the model-order filter.
+        let wp_id = ctx.ident("WP");
+        let b_items = bias_v.iter().map(|&v| lit::f32(v));
+        let mut statics = quote! {
+            /// The filter as int16 pairs for `dot_8x1`: [8-channel block][pair of taps][channel].
+            static #wp_id: ::microgen_rt::mac::Align4<[u8; #wlen]> = ::microgen_rt::mac::Align4(#wbytes);
+            const #b_id: [f32; #co] = [#(#b_items),*];
+        };
+        if per_channel {
+            let s_items = wq.scale.iter().map(|&v| lit::f32(v));
+            statics.extend(quote! {
+                /// Per-channel filter scales.
+                const #s_id: [f32; #co] = [#(#s_items),*];
+            });
+        }
+        let const_bytes = wb.len() + if per_channel { 8 } else { 4 } * cout;
+        let body = g.loops(
+            &quote!(COUT),
+            quote! {
+                #minmax
+                #qparams
+            },
+            quote! {
+                let mut patch = [0i16; STEPS * 2];
+                for ky in ky0..ky1 {
+                    let iy = (iy0 + (ky * DH) as isize) as usize;
+                    for kx in kx0..kx1 {
+                        let ix = (ix0 + (kx * DW) as isize) as usize;
+                        let xb = ((b * H + iy) * W + ix) * C;
+                        for ic in 0..C {
+                            let v = x0.get_f32(xb + ic);
+                            patch[(ky * KW + kx) * C + ic] = (#qexpr) as i16;
+                        }
+                    }
+                }
+                let mut words = [0u32; STEPS];
+                for (s, w) in words.iter_mut().enumerate() {
+                    *w = patch[2 * s] as u16 as u32 | (patch[2 * s + 1] as u16 as u32) << 16;
+                }
+                for j in 0..BLOCKS {
+                    let mut accs = [0i32; 8];
+                    ::microgen_rt::mac::dot_8x1(&words, &#wp_id.0[j * STEPS * 32..(j + 1) * STEPS * 32], &mut accs);
+                    for (c, &acc) in accs.iter().enumerate() {
+                        let oc = j * 8 + c;
+                        if oc < COUT {
+                            let v = #scale_expr + #b_id[oc];
+                            y0.set_f32(yb + oc, #clamp);
+                        }
+                    }
+                }
+            },
+        );
+        let decls = g.decls();
+        let body = quote! {
+            #decls
+            const COUT: usize = #co;
+            const STEPS: usize = #steps_l;
+            const BLOCKS: usize = #blocks_l;
+            #helpers
+            #body
+        };
+        let npos = (g.n * g.oh * g.ow) as u64;
+        ctx.report(
+            Strategy::Packed,
+            super::strategy::Est { instructions: npos * (blocks * steps) as u64 * 12 + npos * (12 * kn as u64 + 10 * cout as u64), code_bytes: 700, shared: Vec::new() },
+        );
+        let doc = format!(
+            "{shape_doc}, float32 with int8 {} weights (hybrid: input quantized per batch at run time as LiteRT does), int16-pair sums 8 channels at a time, activation {}, {macs} MACs",
+            if per_channel { "per-channel" } else { "per-tensor" },
+            act.name()
+        );
+        return Ok(Kernel { statics, body, doc, macs, const_bytes });
+    }
     let body = g.loops(
         &quote!(COUT),
         quote! {

@@ -90,6 +90,9 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                     return Ok(k);
                 }
             }
+            if ctx.strategy == Strategy::Vector && dm == 1 {
+                return Ok(emit_channels(ctx, &g, wdata, &bias_v, &folded, in_off, &mults, yq.zp(), amin, amax, &shape_doc, macs));
+            }
             if ctx.strategy == Strategy::Packed {
                 if let Some(k) = emit_fast(ctx, &g, wdata, &bias_v, in_off, &mults, yq.zp(), amin, amax, dm, cout, &shape_doc, macs)? {
                     return Ok(k);
@@ -267,6 +270,12 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
         (DType::F32, DType::F32, DType::F32) => {
             let wf: Vec<f32> = f32_values(wdata);
             let bias_v = bias_f32(ctx, b, cout, "DEPTHWISE_CONV_2D")?;
+            if ctx.strategy == super::strategy::Strategy::Packed {
+                let doc = format!("{shape_doc}, float32, activation {}, {macs} MACs", act.name());
+                if let Some(k) = super::ftile::depthwise(ctx, &g, &wf, &bias_v, act, dm, doc, macs) {
+                    return Ok(k);
+                }
+            }
             let wb = f32_bytes(&wf);
             let wlen = lit::usize(wb.len());
             let wbytes = lit::bytes(&wb);
@@ -310,6 +319,63 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             "DEPTHWISE_CONV_2D with input {a}, filter {b}, output {c}; supported: int8/int8/int8, float32/float32/float32, float32/int8/float32 (hybrid)"
         ))),
     }
+}
+
+/// The channel-vector form of an int8 depthwise convolution with depth multiplier 1 (any
+/// window; `microgen_rt::dw::dw_channels`): per output position all channels accumulate
+/// together, tap after tap, which vectorizes across channels on the host. The
+/// doubled-accumulator requantization where it is exact for every channel, else TFLM's.
+#[allow(clippy::too_many_arguments)]
+fn emit_channels(
+    ctx: &KernelCtx,
+    g: &super::conv::Geom,
+    wdata: &[u8],
+    bias: &[i32],
+    folded: &[i32],
+    in_off: i32,
+    mults: &[(i32, i32)],
+    out_zp: i32,
+    lo: i32,
+    hi: i32,
+    shape_doc: &str,
+    macs: u64,
+) -> K {
+    let cout = g.c;
+    let taps = g.kh * g.kw;
+    let fast: Option<Vec<[i32; 3]>> =
+        (0..cout).map(|c| fast_rq(acc_range(bias[c], (0..taps).map(|t| wdata[t * cout + c] as i8), in_off), mults[c], out_zp, lo, hi)).collect();
+    let is_fast = fast.is_some();
+    let rq: Vec<[i32; 3]> = fast.unwrap_or_else(|| mults.iter().map(|&(m, s)| [m, s, out_zp]).collect());
+    let (w_id, b_id, r_id) = (ctx.ident("W"), ctx.ident("BF"), ctx.ident("RQ"));
+    let (wlen, wbytes, co) = (lit::usize(taps * cout), lit::bytes(&wdata[..taps * cout]), lit::usize(cout));
+    let folded_l = lit::i32s(folded);
+    let rqs = rq.iter().map(|r| lit::i32s(r));
+    let statics = quote! {
+        /// Filter, [height][width][channels], int8.
+        static #w_id: [u8; #wlen] = #wbytes;
+        /// Bias with the input zero point folded in: bias + in_offset * sum(filter).
+        static #b_id: [i32; #co] = #folded_l;
+        /// Requantization per channel.
+        static #r_id: [[i32; 3]; #co] = [#(#rqs),*];
+    };
+    let geom = gemm::geom_type([g.h, g.w, g.c, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pad_h, g.pad_w]);
+    let (zp, lo_l, hi_l, n_l) = (lit::i32(-in_off), lit::i32(lo), lit::i32(hi), lit::usize(g.n));
+    let rev = ctx.reverse;
+    let body = quote! {
+        #geom
+        let l = ::microgen_rt::dw::DwAny { n: #n_l, w: &#w_id, bias: &#b_id, rq: &#r_id, zp: #zp, lo: #lo_l, hi: #hi_l };
+        ::microgen_rt::dw::dw_channels::<_, _, G, #co, #is_fast>(&l, x0, y0, #rev);
+    };
+    // Cortex-M4 estimate of the scalar form: two loads and a multiply-accumulate per MAC
+    // plus the loop, the requantization per output.
+    let npos = (g.n * g.oh * g.ow) as u64;
+    ctx.report(Strategy::Vector, Est { instructions: macs * 7 + npos * cout as u64 * 20, code_bytes: 120, shared: vec![(format!("dw_channels c{cout}"), 600)] });
+    let doc = format!(
+        "{shape_doc}, int8, per-channel weights, {macs} MACs; channel vectors (every channel of a position at once), {} requantization, {} B of stack scratch",
+        if is_fast { "doubled-accumulator" } else { "exact" },
+        5 * cout
+    );
+    K { statics, body, doc, macs, const_bytes: taps * cout + 16 * cout }
 }
 
 /// The `speed` form of an int8 3x3 depthwise convolution (`microgen_rt::dw::dw3x3`), when

@@ -192,6 +192,10 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 Some(b) => return Err(ctx.unsupported(format!("float FULLY_CONNECTED with {} bias", b.dtype))),
                 None => vec![0.0; out_n],
             };
+            if ctx.strategy == super::strategy::Strategy::Packed {
+                let doc = format!("[{batches} x {depth}] -> [{batches} x {out_n}], float32, activation {}, {macs} MACs", act.name());
+                return Ok(super::ftile::fully_connected(ctx, &wf, &bias_v, batches, depth, act, doc, macs));
+            }
             let wb: Vec<u8> = wf.iter().flat_map(|v| v.to_le_bytes()).collect();
             let wn = lit::usize(wb.len());
             let wbytes = lit::bytes(&wb);

@@ -290,6 +290,8 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
         Tile::C8P1 => (quote!(::microgen_rt::mac::gemm_8x1), p.steps),
     };
     let xs_l = lit::usize(xs_words);
+    // The 4x2 tiles take two pairs of rows at once where `microgen_rt::mac::XS_GROUPS` says so (x86-64).
+    let xs_len = if p.tile == Tile::C4P2 { quote!(#xs_l * ::microgen_rt::mac::XS_GROUPS) } else { quote!(#xs_l) };
     let tiles = p.rq.len().div_ceil(8);
     let scratch = 4 * xs_words + src.scratch() + if blocked { 32 * tiles } else { 0 };
     let (rows_decl, rows) = rows_tokens(src);
@@ -305,7 +307,7 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
     };
     let body = quote! {
         let l = ::microgen_rt::mac::Gemm { steps: #steps, cout: #cout, w: &#w_id.0, bias: &#b_id, rq: &#r_id, lo: #lo_l, hi: #hi_l };
-        let mut xs = [0u32; #xs_l];
+        let mut xs = [0u32; #xs_len];
         #rows_decl
         #call
     };
@@ -399,6 +401,30 @@ pub fn emit_sparse(ctx: &KernelCtx, p: &SparsePacked, src: &RowSource, npos: usi
     (statics, body, 4 * xs_words + src.scratch())
 }
 
+/// `struct G` implementing `microgen_rt::mac::ConvGeom` for the geometry
+/// `[h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, pad_h, pad_w]`.
+pub fn geom_type(g: [usize; 13]) -> TokenStream {
+    let [h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw] = g.map(lit::usize);
+    quote! {
+        struct G;
+        impl ::microgen_rt::mac::ConvGeom for G {
+            const H: usize = #h;
+            const W: usize = #w;
+            const C: usize = #c;
+            const OH: usize = #oh;
+            const OW: usize = #ow;
+            const KH: usize = #kh;
+            const KW: usize = #kw;
+            const SH: usize = #sh;
+            const SW: usize = #sw;
+            const DH: usize = #dh;
+            const DW: usize = #dw;
+            const PAD_H: usize = #ph;
+            const PAD_W: usize = #pw;
+        }
+    }
+}
+
 /// The row source's declarations and expression.
 fn rows_tokens(src: &RowSource) -> (TokenStream, TokenStream) {
     match src {
@@ -407,7 +433,6 @@ fn rows_tokens(src: &RowSource) -> (TokenStream, TokenStream) {
             (quote!(), quote!(::microgen_rt::mac::Dense { x: x0, k: #k }))
         }
         RowSource::Im2col { g, zp } | RowSource::Paired { g, zp } => {
-            let [h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, ph, pw] = g.map(lit::usize);
             let zp = lit::i32(*zp);
             let (ring_decl, expr) = if let RowSource::Paired { .. } = src {
                 let n = lit::usize(src.scratch() / 4);
@@ -418,24 +443,10 @@ fn rows_tokens(src: &RowSource) -> (TokenStream, TokenStream) {
             } else {
                 (quote!(), quote!(::microgen_rt::mac::Im2col::<_, G> { x: x0, zp: #zp, g: ::core::marker::PhantomData }))
             };
+            let geom = geom_type(*g);
             (
                 quote! {
-                    struct G;
-                    impl ::microgen_rt::mac::ConvGeom for G {
-                        const H: usize = #h;
-                        const W: usize = #w;
-                        const C: usize = #c;
-                        const OH: usize = #oh;
-                        const OW: usize = #ow;
-                        const KH: usize = #kh;
-                        const KW: usize = #kw;
-                        const SH: usize = #sh;
-                        const SW: usize = #sw;
-                        const DH: usize = #dh;
-                        const DW: usize = #dw;
-                        const PAD_H: usize = #ph;
-                        const PAD_W: usize = #pw;
-                    }
+                    #geom
                     #ring_decl
                 },
                 expr,

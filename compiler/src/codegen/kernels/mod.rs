@@ -14,6 +14,7 @@ pub mod conv_grouped;
 pub mod depthwise;
 pub mod elementwise;
 pub mod fc16;
+pub mod ftile;
 pub mod fully_connected;
 pub mod gemm;
 pub mod int16;

@@ -19,6 +19,9 @@ pub enum Strategy {
     /// Pruned weights: per output channel only the chunks of 4 inputs with a non-zero
     /// weight are kept (zeros dropped at compile time; an all-zero channel costs its bias).
     Sparse,
+    /// Every channel of a position at once (depthwise convolutions): vector lanes across
+    /// channels on the host.
+    Vector,
 }
 
 impl Strategy {
@@ -28,6 +31,7 @@ impl Strategy {
             Strategy::Loop => "loop",
             Strategy::Packed => "packed",
             Strategy::Sparse => "sparse",
+            Strategy::Vector => "vector",
         }
     }
 }
@@ -105,12 +109,19 @@ pub struct Candidate {
 }
 
 /// The strategies offered for a node: the loop form always, plus the compact and packed
-/// forms for int8 convolutions and fully connected layers.
+/// forms for int8 convolutions and fully connected layers, the packed form for float32
+/// ones and hybrid convolutions.
 pub fn offered(g: &Graph, node: &Node) -> Vec<Strategy> {
+    let all = |d: DType| node.input(0).is_some_and(|x| g.t(x).dtype == d) && node.input(1).is_some_and(|w| g.t(w).dtype == d) && node.outputs.first().is_some_and(|&y| g.t(y).dtype == d);
     let int8 = node.input(0).is_some_and(|x| g.t(x).dtype == DType::I8) && node.outputs.first().is_some_and(|&y| g.t(y).dtype == DType::I8);
     match node.op {
         Op::Conv2d { .. } | Op::FullyConnected { .. } if int8 => vec![Strategy::Compact, Strategy::Loop, Strategy::Packed, Strategy::Sparse],
-        Op::DepthwiseConv2d { .. } if int8 => vec![Strategy::Compact, Strategy::Loop, Strategy::Packed],
+        Op::DepthwiseConv2d { .. } if int8 => vec![Strategy::Compact, Strategy::Loop, Strategy::Packed, Strategy::Vector],
+        Op::Conv2d { .. } | Op::FullyConnected { .. } | Op::DepthwiseConv2d { .. } if all(DType::F32) => vec![Strategy::Loop, Strategy::Packed],
+        // Hybrid (float32 activations, int8 weights).
+        Op::Conv2d { .. } if node.input(0).is_some_and(|x| g.t(x).dtype == DType::F32) && node.input(1).is_some_and(|w| g.t(w).dtype == DType::I8) => {
+            vec![Strategy::Loop, Strategy::Packed]
+        }
         _ => vec![Strategy::Loop],
     }
 }
@@ -156,6 +167,22 @@ pub fn choose_portable(layers: &[Vec<Candidate>], dsp: &[usize]) -> Vec<Option<u
                 return None;
             }
             fastest(cs, |c| c.strategy != Strategy::Packed)
+        })
+        .collect()
+}
+
+/// The `speed` choice for the x86-64 host: the channel-vector form, else the packed form,
+/// wherever a layer offers it and the main choice is another (their AVX2 kernels and float
+/// vector tiles are the host's fastest; the compact routine, the scalar loops, the sparse
+/// lanes and the planar 3x3 depthwise are not). `None`
+/// for layers whose choice stays the same.
+pub fn choose_host(layers: &[Vec<Candidate>], chosen: &[usize]) -> Vec<Option<usize>> {
+    layers
+        .iter()
+        .zip(chosen)
+        .map(|(cs, &d)| {
+            let p = cs.iter().position(|c| c.strategy == Strategy::Vector).or_else(|| cs.iter().position(|c| c.strategy == Strategy::Packed))?;
+            (p != d).then_some(p)
         })
         .collect()
 }

@@ -1,0 +1,246 @@
+//! The `speed` form of float32 CONV_2D, DEPTHWISE_CONV_2D (depth multiplier 1) and
+//! FULLY_CONNECTED: weights packed at compile time so that one input value meets a block of
+//! output channels' weights (`microgen_rt::f::tile` / `gemv`), or, for depthwise, one tap
+//! meets a block of channels. Every output is still summed tap after tap from 0 in the
+//! reference's order, and every product rounded before its add (Rust never contracts them),
+//! so the results equal the loop form's bit for bit; the channel lanes become vector
+//! instructions on the host and a run of register-held accumulators on a microcontroller FPU.
+
+use super::super::{lit, Kernel, KernelCtx};
+use super::conv::{clamp_f32, Geom};
+use super::strategy::{Est, Strategy};
+use crate::ir::Act;
+use proc_macro2::TokenStream;
+use quote::quote;
+
+/// Channels per block: the smallest of 8, 16, 32, 64 (up to `max`) covering `cout`.
+fn block(cout: usize, max: usize) -> usize {
+    [8, 16, 32, 64].into_iter().find(|&b| b >= cout || b >= max).unwrap_or(max)
+}
+
+/// Weights `w[o][k]` (`cout` rows of `k`) as `[o / n][k][o % n]` float32 little-endian bytes,
+/// zero-filled to whole blocks.
+pub fn pack(w: &[f32], cout: usize, k: usize, n: usize) -> Vec<u8> {
+    let nb = cout.div_ceil(n);
+    let mut out = Vec::with_capacity(nb * k * n * 4);
+    for j in 0..nb {
+        for kk in 0..k {
+            for q in 0..n {
+                let o = j * n + q;
+                let v = if o < cout { w[o * k + kk] } else { 0.0 };
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+    out
+}
+
+fn statics(ctx: &KernelCtx, wb: &[u8], bias: &[f32], layout: &str) -> TokenStream {
+    let (w_id, b_id) = (ctx.ident("W"), ctx.ident("B"));
+    let wlen = lit::usize(wb.len());
+    let wbytes = lit::bytes(wb);
+    let co = lit::usize(bias.len());
+    let bias_items = bias.iter().map(|&v| lit::f32(v));
+    let doc = format!(" Filter packed {layout}, float32 little-endian.");
+    quote! {
+        #[doc = #doc]
+        static #w_id: [u8; #wlen] = #wbytes;
+        const #b_id: [f32; #co] = [#(#bias_items),*];
+    }
+}
+
+/// Estimated Cortex-M4 cost: about two instructions per (padded) MAC (a weight load and a
+/// multiply-accumulate into a register), plus the window copy and the output stores.
+fn estimate(padded_macs: u64, copied: u64, outs: u64, code_bytes: usize) -> Est {
+    Est { instructions: 2 * padded_macs + 3 * copied + 8 * outs, code_bytes, shared: Vec::new() }
+}
+
+/// CONV_2D: per tile of `TILE_P` output positions, their windows are copied into a local
+/// buffer (zeros at padded taps: adding a zero product leaves a sum unchanged), then each
+/// block of `n` output channels runs `microgen_rt::f::tile` over the whole window.
+#[allow(clippy::too_many_arguments)]
+pub fn conv(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, doc: String, macs: u64) -> Kernel {
+    let cout = bias.len();
+    let k = g.kh * g.kw * g.c;
+    let n = block(cout, 16);
+    let nb = cout.div_ceil(n);
+    let wb = pack(w, cout, k, n);
+    let layout = format!("[{nb} blocks][{k} taps (ky, kx, ic)][{n} channels]");
+    let statics = statics(ctx, &wb, bias, &layout);
+    let (w_id, b_id) = (ctx.ident("W"), ctx.ident("B"));
+    let decls = g.decls();
+    let (co, kl, nl, nbl) = (lit::usize(cout), lit::usize(k), lit::usize(n), lit::usize(nb));
+    let npos = g.n * g.oh * g.ow;
+    let npos_l = lit::usize(npos);
+    let clamp = clamp_f32(act);
+    let dense = g.kh == 1 && g.kw == 1 && g.sh == 1 && g.sw == 1 && !g.partial && g.oh == g.h && g.ow == g.w;
+    let gather = if dense {
+        quote!(x0.read_f32s(pos * C, &mut win[p]);)
+    } else {
+        let inside = if g.partial {
+            quote!(iy >= 0 && (iy as usize) < H && ix >= 0 && (ix as usize) < W)
+        } else {
+            quote!(true)
+        };
+        quote! {
+            let (b, oy, ox) = (pos / (OH * OW), (pos / OW) % OH, pos % OW);
+            let (iy0, ix0) = ((oy * SH) as isize - PAD_H, (ox * SW) as isize - PAD_W);
+            for ky in 0..KH {
+                let iy = iy0 + (ky * DH) as isize;
+                for kx in 0..KW {
+                    let ix = ix0 + (kx * DW) as isize;
+                    let dst = &mut win[p][(ky * KW + kx) * C..(ky * KW + kx + 1) * C];
+                    if #inside {
+                        x0.read_f32s(((b * H + iy as usize) * W + ix as usize) * C, dst);
+                    } else {
+                        dst.fill(0.0);
+                    }
+                }
+            }
+        }
+    };
+    let (tiles, blocks) = if g.rev { (quote!((0..TILES).rev()), quote!((0..NB).rev())) } else { (quote!(0..TILES), quote!(0..NB)) };
+    let body = quote! {
+        #decls
+        const COUT: usize = #co;
+        const K: usize = #kl;
+        const TN: usize = #nl;
+        const NB: usize = #nbl;
+        const NPOS: usize = #npos_l;
+        const P: usize = ::microgen_rt::f::TILE_P;
+        const TILES: usize = NPOS.div_ceil(P);
+        let _ = (N, H, W, OH, SH, SW, DH, DW, PAD_H, PAD_W, KH, KW);
+        let mut win = [[0.0f32; K]; P];
+        for t in #tiles {
+            for p in 0..P {
+                let pos = t * P + p;
+                if pos < NPOS {
+                    #gather
+                }
+            }
+            let xs: [&[f32]; P] = ::core::array::from_fn(|p| &win[p][..]);
+            for j in #blocks {
+                let mut acc = [[0.0f32; TN]; P];
+                ::microgen_rt::f::tile(xs, &#w_id[j * K * TN * 4..(j + 1) * K * TN * 4], &mut acc);
+                for (p, a) in acc.iter().enumerate() {
+                    let pos = t * P + p;
+                    if pos >= NPOS {
+                        break;
+                    }
+                    if (j + 1) * TN <= COUT {
+                        let bias = &#b_id[j * TN..(j + 1) * TN];
+                        let mut o = [0.0f32; TN];
+                        for q in 0..TN {
+                            let v = a[q] + bias[q];
+                            o[q] = #clamp;
+                        }
+                        y0.write_f32s(pos * COUT + j * TN, &o);
+                    } else {
+                        for (q, &acc) in a.iter().enumerate() {
+                            let oc = j * TN + q;
+                            if oc < COUT {
+                                let v = acc + #b_id[oc];
+                                y0.set_f32(pos * COUT + oc, #clamp);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let padded = (npos * nb * n * k) as u64;
+    ctx.report(Strategy::Packed, estimate(padded, (npos * k) as u64, (npos * cout) as u64, 520 + 24 * n));
+    let doc = format!("{doc}; packed float tiles of {n} channels, {} B of stack scratch per position of a tile", 4 * k);
+    Kernel { statics, body, doc, macs, const_bytes: wb.len() + 4 * cout }
+}
+
+/// DEPTHWISE_CONV_2D with depth multiplier 1: per output position, blocks of channels (a
+/// divisor of the channel count, up to 64) accumulate tap after tap in local arrays.
+/// `None` for a depth multiplier other than 1 or a channel count without such a block.
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, dm: usize, doc: String, macs: u64) -> Option<Kernel> {
+    let cout = bias.len();
+    if dm != 1 {
+        return None;
+    }
+    let cb = [64, 32, 16, 8].into_iter().find(|b| cout % b == 0).or((cout <= 64).then_some(cout))?;
+    let wb: Vec<u8> = w.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let statics = statics(ctx, &wb, bias, "[height][width][channels] (the model's layout)");
+    let (w_id, b_id) = (ctx.ident("W"), ctx.ident("B"));
+    let decls = g.decls();
+    let (co, cbl) = (lit::usize(cout), lit::usize(cb));
+    let clamp = clamp_f32(act);
+    let blocks = g.chans(&quote!(COUT / CB));
+    let body = g.loops(
+        &quote!(COUT),
+        quote!(),
+        quote! {
+            let _ = full;
+            for j in #blocks {
+                let mut acc = [0.0f32; CB];
+                for ky in ky0..ky1 {
+                    let iy = (iy0 + (ky * DH) as isize) as usize;
+                    for kx in kx0..kx1 {
+                        let ix = (ix0 + (kx * DW) as isize) as usize;
+                        let mut xv = [0.0f32; CB];
+                        x0.read_f32s(((b * H + iy) * W + ix) * C + j * CB, &mut xv);
+                        let mut wv = [0.0f32; CB];
+                        #w_id[..].read_f32s((ky * KW + kx) * COUT + j * CB, &mut wv);
+                        for q in 0..CB {
+                            acc[q] += xv[q] * wv[q];
+                        }
+                    }
+                }
+                let bias = &#b_id[j * CB..(j + 1) * CB];
+                let mut o = [0.0f32; CB];
+                for q in 0..CB {
+                    let v = acc[q] + bias[q];
+                    o[q] = #clamp;
+                }
+                y0.write_f32s(yb + j * CB, &o);
+            }
+        },
+    );
+    let body = quote! {
+        #decls
+        const COUT: usize = #co;
+        const CB: usize = #cbl;
+        let _ = (N, OH, OW, SH, SW);
+        #body
+    };
+    let npos = (g.n * g.oh * g.ow) as u64;
+    ctx.report(Strategy::Packed, estimate(macs, 0, npos * cout as u64, 360 + 24 * cb));
+    let doc = format!("{doc}; float channel blocks of {cb}");
+    Some(Kernel { statics, body, doc, macs, const_bytes: wb.len() + 4 * cout })
+}
+
+/// FULLY_CONNECTED: per batch row, `microgen_rt::f::gemv` over blocks of up to 16 output
+/// channels (weights `w[o][depth]`).
+pub fn fully_connected(ctx: &KernelCtx, w: &[f32], bias: &[f32], batches: usize, depth: usize, act: Act, doc: String, macs: u64) -> Kernel {
+    let cout = bias.len();
+    let n = block(cout, 16);
+    let nb = cout.div_ceil(n);
+    let wb = pack(w, cout, depth, n);
+    let statics = statics(ctx, &wb, bias, &format!("[{nb} blocks][{depth} inputs][{n} outputs]"));
+    let (w_id, b_id) = (ctx.ident("W"), ctx.ident("B"));
+    let (co, dl, bl, nl) = (lit::usize(cout), lit::usize(depth), lit::usize(batches), lit::usize(n));
+    let clamp = clamp_f32(act);
+    let body = quote! {
+        const DEPTH: usize = #dl;
+        const OUT: usize = #co;
+        const BATCHES: usize = #bl;
+        let mut xr = [0.0f32; DEPTH];
+        for b in 0..BATCHES {
+            x0.read_f32s(b * DEPTH, &mut xr);
+            ::microgen_rt::f::gemv::<#nl>(&xr, &#w_id, |o, acc| {
+                if o < OUT {
+                    let v = acc + #b_id[o];
+                    y0.set_f32(b * OUT + o, #clamp);
+                }
+            });
+        }
+    };
+    ctx.report(Strategy::Packed, estimate((batches * nb * n * depth) as u64, (batches * depth) as u64, (batches * cout) as u64, 300 + 24 * n));
+    let doc = format!("{doc}; packed float blocks of {n} outputs");
+    Kernel { statics, body, doc, macs, const_bytes: wb.len() + 4 * cout }
+}
