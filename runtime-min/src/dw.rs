@@ -440,9 +440,10 @@ pub struct DwAny<'a> {
     /// Accumulator start per channel: the bias with the input offset folded in
     /// (`bias + in_off * sum(w)`).
     pub bias: &'a [i32],
-    /// Per channel `(m, k, e)` of `rq_fast` (applied to the doubled accumulator) when `FAST`,
-    /// else `(multiplier, shift, output zero point)` of `rq_exact`.
-    pub rq: &'a [[i32; 3]],
+    /// Per group of 8 channels, the three constants of each channel (`[c0..c8]` each):
+    /// `(m, k, e)` of `rq_fast` (applied to the doubled accumulator) when `FAST`, else
+    /// `(multiplier, shift, output zero point)` of `rq_exact`.
+    pub rq: &'a [[[i32; 8]; 3]],
     /// The input zero point (what a tap outside the input reads).
     pub zp: i8,
     pub lo: i32,
@@ -462,7 +463,7 @@ pub fn dw_channels<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, co
     let x = &x[..n * h * w * C];
     let wt = &l.w[..kh * kw * C];
     let bias: &[i32; C] = l.bias[..C].try_into().expect("C biases");
-    let rq = &l.rq[..C];
+    let rq = &l.rq[..C.div_ceil(8)];
     let zp = l.zp as i32;
     let npos = n * oh * ow;
     let mut out = [0i8; C];
@@ -494,9 +495,83 @@ pub fn dw_channels<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, co
             crate::mac::rq_fast_doubled(&acc, rq, l.lo, l.hi, &mut out);
         } else {
             for c in 0..C {
-                out[c] = crate::mac::rq_exact(acc[c], &rq[c], l.lo, l.hi);
+                let r = &rq[c / 8];
+                out[c] = crate::mac::rq_exact(acc[c], &[r[0][c % 8], r[1][c % 8], r[2][c % 8]], l.lo, l.hi);
             }
         }
         crate::mac::put_bytes(&mut y, pos * C, &out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+    use crate::mac::tests::{rng, rq_consts};
+    use std::vec::Vec;
+
+    struct G5;
+    impl crate::mac::ConvGeom for G5 {
+        const H: usize = 7;
+        const W: usize = 6;
+        const C: usize = 24;
+        const OH: usize = 4;
+        const OW: usize = 3;
+        const KH: usize = 3;
+        const KW: usize = 4;
+        const SH: usize = 2;
+        const SW: usize = 2;
+        const DH: usize = 1;
+        const DW: usize = 1;
+        const PAD_H: usize = 1;
+        const PAD_W: usize = 1;
+    }
+
+    /// `dw_channels` (vector requantization on x86-64 with AVX2 when built with
+    /// `-C target-cpu=native`) equals TFLM's clipped window (taps outside skipped) with the
+    /// unfolded bias, both requantizations, forwards and backwards.
+    #[test]
+    fn dw_channels_matches_clipped_windows() {
+        const C: usize = 24;
+        let (n, h, w, oh, ow, kh, kw) = (2usize, 7usize, 6usize, 4usize, 3usize, 3usize, 4usize);
+        let mut next = rng(0xd00d_feed_0042_0007);
+        let zp: i8 = -7;
+        let x: Vec<i8> = (0..n * h * w * C).map(|_| next() as i8).collect();
+        let wt: Vec<u8> = (0..kh * kw * C).map(|_| next() as u8).collect();
+        let bias: Vec<i32> = (0..C).map(|_| (next() % 20001) as i32 - 10000).collect();
+        let folded: Vec<i32> = (0..C).map(|c| bias[c].wrapping_add(-(zp as i32) * (0..kh * kw).map(|t| wt[t * C + c] as i8 as i32).sum::<i32>())).collect();
+        for fast in [true, false] {
+            for rev in [false, true] {
+                let rq = rq_consts(&mut next, C.div_ceil(8), fast);
+                let l = DwAny { n, w: &wt, bias: &folded, rq: &rq, zp, lo: -128, hi: 120 };
+                let mut y = std::vec![0i8; n * oh * ow * C];
+                if fast {
+                    dw_channels::<i8, _, G5, C, true>(&l, &x, &mut y[..], rev);
+                } else {
+                    dw_channels::<i8, _, G5, C, false>(&l, &x, &mut y[..], rev);
+                }
+                for b in 0..n {
+                    for oy in 0..oh {
+                        for ox in 0..ow {
+                            for c in 0..C {
+                                let mut acc = bias[c];
+                                for ky in 0..kh {
+                                    for kx in 0..kw {
+                                        let (iy, ix) = ((oy * 2 + ky) as isize - 1, (ox * 2 + kx) as isize - 1);
+                                        if iy >= 0 && (iy as usize) < h && ix >= 0 && (ix as usize) < w {
+                                            let xv = x[((b * h + iy as usize) * w + ix as usize) * C + c] as i32 - zp as i32;
+                                            acc = acc.wrapping_add(xv * wt[(ky * kw + kx) * C + c] as i8 as i32);
+                                        }
+                                    }
+                                }
+                                let r = [rq[c / 8][0][c % 8], rq[c / 8][1][c % 8], rq[c / 8][2][c % 8]];
+                                let want = if fast { crate::mac::rq_fast(acc.wrapping_mul(2), &r, -128, 120) } else { crate::mac::rq_exact(acc, &r, -128, 120) };
+                                assert_eq!(y[((b * oh + oy) * ow + ox) * C + c], want, "fast {fast} rev {rev} at {b} {oy} {ox} {c}");
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -498,21 +498,110 @@ pub fn put_bytes<Y: Out8>(y: &mut Y, i: usize, v: &[i8]) {
     unsafe { core::ptr::copy_nonoverlapping(v.as_ptr() as *const u8, dst, v.len()) };
 }
 
-/// `rq_fast` of the doubled accumulators `acc` (`acc.len()` a multiple of 8 on x86-64 with
-/// AVX2 for the vector path) into `out`.
+/// `rq_fast` of the doubled accumulators `acc` into `out`, the constants in groups of 8
+/// channels (`[m; 8], [k; 8], [e; 8]` per group, `e` in 0..32): 8 lanes at a time on x86-64
+/// with AVX2.
 #[inline(always)]
-pub fn rq_fast_doubled(acc: &[i32], rq: &[[i32; 3]], lo: i32, hi: i32, out: &mut [i8]) {
+pub fn rq_fast_doubled(acc: &[i32], rq: &[[[i32; 8]; 3]], lo: i32, hi: i32, out: &mut [i8]) {
     let n = acc.len();
-    let (rq, out) = (&rq[..n], &mut out[..n]);
+    let out = &mut out[..n];
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
     if n % 8 == 0 {
-        for ((a, r), o) in acc.chunks_exact(8).zip(rq.chunks_exact(8)).zip(out.chunks_exact_mut(8)) {
-            o.copy_from_slice(&x86::rq8_fast_doubled(a.try_into().expect("8"), r.try_into().expect("8"), lo, hi));
+        for ((a, r), o) in acc.chunks_exact(8).zip(rq).zip(out.chunks_exact_mut(8)) {
+            o.copy_from_slice(&x86::rq8_fast_doubled(a.try_into().expect("8"), r, lo, hi));
         }
         return;
     }
     for c in 0..n {
-        out[c] = rq_fast(acc[c].wrapping_mul(2), &rq[c], lo, hi);
+        let r = &rq[c / 8];
+        out[c] = rq_fast(acc[c].wrapping_mul(2), &[r[0][c % 8], r[1][c % 8], r[2][c % 8]], lo, hi);
+    }
+}
+
+/// A fully connected layer with int8 weights, for [`fc_channels`].
+pub struct FcI8<'a> {
+    /// Inputs per row and output channels.
+    pub k: usize,
+    pub cout: usize,
+    /// Weights `[cout / 8][steps][8 channels][2 inputs]`, int8 (zero past `k` and `cout`),
+    /// `steps = ceil(k / 2)`.
+    pub w: &'a [u8],
+    /// Accumulator start per channel (whole tiles of 8): the bias with the input offset
+    /// folded in.
+    pub bias: &'a [i32],
+    /// Per tile of 8 channels, the three constants of each channel (`[c0..c8]` each):
+    /// `(m, k, e)` of `rq_fast`, applied to the doubled accumulator, when `FAST`; else
+    /// `(multiplier, shift, output zero point)`.
+    pub rq: &'a [[[i32; 8]; 3]],
+    pub lo: i32,
+    pub hi: i32,
+}
+
+/// Fully connected rows with int8 weights (half the bytes of the int16 pairs of
+/// [`gemm_8x1`]: the host streams them from its caches at half the cost): each row is
+/// expanded once into int16 pair words of consecutive inputs (`xs`, `ceil(k / 2)` words),
+/// then on x86-64 with AVX2 four tiles of 8 channels at a time; elsewhere a plain loop.
+pub fn fc_channels<B: Byte, Y: Out8, const FAST: bool>(l: &FcI8, x: &[B], batches: usize, mut y: Y, rev: bool, xs: &mut [u32]) {
+    let (k, cout) = (l.k, l.cout);
+    let steps = k.div_ceil(2);
+    let tiles = cout.div_ceil(8);
+    let xs = &mut xs[..steps];
+    let w = &l.w[..tiles * steps * 16];
+    let (bias, rqs) = (&l.bias[..tiles * 8], &l.rq[..tiles]);
+    let x = &x[..batches * k];
+    for i in 0..batches {
+        let b = if rev { batches - 1 - i } else { i };
+        let row = &x[b * k..(b + 1) * k];
+        for (s, o) in xs.iter_mut().enumerate() {
+            let v = |j: usize| if j < k { row[j].byte() as i8 as i16 as u16 as u32 } else { 0 };
+            *o = v(2 * s) | v(2 * s + 1) << 16;
+        }
+        let mut t = 0;
+        while t < tiles {
+            let mut acc = [[0i32; 8]; 4];
+            let g = (tiles - t).min(4);
+            for (j, a) in acc.iter_mut().take(g).enumerate() {
+                a.copy_from_slice(&bias[8 * (t + j)..8 * (t + j + 1)]);
+            }
+            #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+            {
+                if g == 4 {
+                    x86::fc_tiles::<4>(xs, &w[t * steps * 16..], steps, &mut acc);
+                } else {
+                    for (j, a) in acc.iter_mut().take(g).enumerate() {
+                        let mut one = [*a];
+                        x86::fc_tiles::<1>(xs, &w[(t + j) * steps * 16..], steps, &mut one);
+                        *a = one[0];
+                    }
+                }
+            }
+            #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+            for (j, a) in acc.iter_mut().take(g).enumerate() {
+                let wt = &w[(t + j) * steps * 16..(t + j + 1) * steps * 16];
+                for (s, &xv) in xs.iter().enumerate() {
+                    let (x0, x1) = (xv as i16 as i32, (xv >> 16) as i16 as i32);
+                    for (c, ac) in a.iter_mut().enumerate() {
+                        let (w0, w1) = (wt[16 * s + 2 * c] as i8 as i32, wt[16 * s + 2 * c + 1] as i8 as i32);
+                        *ac = ac.wrapping_add(x0 * w0).wrapping_add(x1 * w1);
+                    }
+                }
+            }
+            for (j, a) in acc.iter().take(g).enumerate() {
+                let oc = 8 * (t + j);
+                let mut out = [0i8; 8];
+                let r = &rqs[t + j];
+                if FAST {
+                    rq_fast_doubled(a, core::slice::from_ref(r), l.lo, l.hi, &mut out);
+                } else {
+                    for c in 0..8 {
+                        out[c] = rq_exact(a[c], &[r[0][c], r[1][c], r[2][c]], l.lo, l.hi);
+                    }
+                }
+                let n = (cout - oc).min(8);
+                put_bytes(&mut y, b * cout + oc, &out[..n]);
+            }
+            t += g;
+        }
     }
 }
 
@@ -735,7 +824,7 @@ mod x86 {
                     let acc = aq[g];
                     let r = &rq[g];
                     out[g] = if FAST {
-                        rq8_fast(acc, r, lo, hi)
+                        rq8_fast_aos(acc, r, lo, hi)
                     } else {
                         let mut v = [0i32; 8];
                         _mm256_storeu_si256(v.as_mut_ptr() as *mut __m256i, acc);
@@ -748,38 +837,80 @@ mod x86 {
         }
     }
 
-    /// [`super::rq_fast`] on 8 lanes: `hi32(acc * m + 2^31) + k + (acc >> 31)`, shifted right
-    /// by `e`, clamped to `lo..=hi`, as bytes.
+    /// `G` tiles of 8 channels of [`super::fc_channels`] over the pair words `xs`: per step one
+    /// broadcast input pair, per tile the 16 int8 weights sign-extended to int16 on load
+    /// (`VPMOVSXBW`) and one `VPMADDWD`. `w` starts at the first tile (`steps * 16` bytes
+    /// per tile). Returns the accumulators, which start at `acc`.
     #[cfg(target_feature = "avx2")]
     #[inline(always)]
-    pub fn rq8_fast(acc: __m256i, r: &[[i32; 3]; 8], lo: i32, hi: i32) -> [i8; 8] {
-        // SAFETY: register-only AVX2 arithmetic (the cfg enables AVX2).
+    pub fn fc_tiles<const G: usize>(xs: &[u32], w: &[u8], steps: usize, acc: &mut [[i32; 8]; G]) {
+        let xs = &xs[..steps];
+        let w = &w[..G * steps * 16];
+        // SAFETY: every load is inside `xs` (steps words) or `w` (G * steps * 16 bytes),
+        // checked above; `acc` is G * 32 bytes, unaligned loads and stores.
         unsafe {
-            let m = _mm256_setr_epi32(r[0][0], r[1][0], r[2][0], r[3][0], r[4][0], r[5][0], r[6][0], r[7][0]);
-            let k = _mm256_setr_epi32(r[0][1], r[1][1], r[2][1], r[3][1], r[4][1], r[5][1], r[6][1], r[7][1]);
-            let e = _mm256_and_si256(_mm256_setr_epi32(r[0][2], r[1][2], r[2][2], r[3][2], r[4][2], r[5][2], r[6][2], r[7][2]), _mm256_set1_epi32(31));
+            let mut a: [__m256i; G] = core::array::from_fn(|g| _mm256_loadu_si256(acc[g].as_ptr() as *const __m256i));
+            let wp = w.as_ptr();
+            for (s, &xv) in xs.iter().enumerate() {
+                let xb = _mm256_set1_epi32(xv as i32);
+                for g in 0..G {
+                    let wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(wp.add((g * steps + s) * 16) as *const __m128i));
+                    a[g] = _mm256_add_epi32(a[g], _mm256_madd_epi16(xb, wv));
+                }
+            }
+            for g in 0..G {
+                _mm256_storeu_si256(acc[g].as_mut_ptr() as *mut __m256i, a[g]);
+            }
+        }
+    }
+
+    /// [`super::rq_fast`] on 8 lanes with per-lane constants `m`, `k`, `e` (`e` in 0..32):
+    /// `hi32(acc * m + 2^31) + k + (acc >> 31)`, shifted right by `e`, clamped to
+    /// `lo..=hi`, as bytes.
+    #[cfg(target_feature = "avx2")]
+    #[inline(always)]
+    pub fn rq8_fast(acc: __m256i, m: __m256i, k: __m256i, e: __m256i, lo: i32, hi: i32) -> [i8; 8] {
+        let mut out = [0i8; 8];
+        // SAFETY: AVX2 arithmetic (the cfg enables AVX2) and one 8-byte store into `out`.
+        unsafe {
             let half = _mm256_set1_epi64x(0x8000_0000);
             let pe = _mm256_add_epi64(_mm256_mul_epi32(acc, m), half);
             let po = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64::<32>(acc), _mm256_srli_epi64::<32>(m)), half);
             let hi32 = _mm256_blend_epi32::<0b1010_1010>(_mm256_srli_epi64::<32>(pe), po);
             let v = _mm256_add_epi32(_mm256_add_epi32(hi32, k), _mm256_srai_epi32::<31>(acc));
             let v = _mm256_min_epi32(_mm256_max_epi32(_mm256_srav_epi32(v, e), _mm256_set1_epi32(lo)), _mm256_set1_epi32(hi));
-            let h = _mm256_packs_epi32(v, v);
-            let b8 = _mm256_packs_epi16(h, h);
-            let lo4 = _mm256_extract_epi32::<0>(b8) as u32;
-            let hi4 = _mm256_extract_epi32::<4>(b8) as u32;
-            (lo4 as u64 | (hi4 as u64) << 32).to_le_bytes().map(|v| v as i8)
+            // Within the int8 range after the clamp: the saturating packs are exact.
+            let h = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+            _mm_storel_epi64(out.as_mut_ptr() as *mut __m128i, _mm_packs_epi16(h, h));
+        }
+        out
+    }
+
+    /// [`rq8_fast`] with the constants of 8 channels stored one after the other (`[m, k, e]`
+    /// per channel).
+    #[cfg(target_feature = "avx2")]
+    #[inline(always)]
+    pub fn rq8_fast_aos(acc: __m256i, r: &[[i32; 3]; 8], lo: i32, hi: i32) -> [i8; 8] {
+        // SAFETY: register-only AVX2 arithmetic.
+        unsafe {
+            let m = _mm256_setr_epi32(r[0][0], r[1][0], r[2][0], r[3][0], r[4][0], r[5][0], r[6][0], r[7][0]);
+            let k = _mm256_setr_epi32(r[0][1], r[1][1], r[2][1], r[3][1], r[4][1], r[5][1], r[6][1], r[7][1]);
+            let e = _mm256_and_si256(_mm256_setr_epi32(r[0][2], r[1][2], r[2][2], r[3][2], r[4][2], r[5][2], r[6][2], r[7][2]), _mm256_set1_epi32(31));
+            rq8_fast(acc, m, k, e, lo, hi)
         }
     }
 
-    /// [`rq8_fast`] of 8 accumulators in memory, doubled first.
+    /// [`rq8_fast`] of 8 accumulators in memory, doubled first, with the constants of a group
+    /// of 8 channels (`[m; 8], [k; 8], [e; 8]`).
     #[cfg(target_feature = "avx2")]
     #[inline(always)]
-    pub fn rq8_fast_doubled(acc: &[i32; 8], r: &[[i32; 3]; 8], lo: i32, hi: i32) -> [i8; 8] {
-        // SAFETY: `acc` is 32 readable bytes; unaligned load.
-        let a = unsafe { _mm256_loadu_si256(acc.as_ptr() as *const __m256i) };
-        // SAFETY: register-only AVX2 arithmetic.
-        rq8_fast(unsafe { _mm256_add_epi32(a, a) }, r, lo, hi)
+    pub fn rq8_fast_doubled(acc: &[i32; 8], r: &[[i32; 8]; 3], lo: i32, hi: i32) -> [i8; 8] {
+        // SAFETY: `acc` and each row of `r` are 32 readable bytes; unaligned loads.
+        unsafe {
+            let a = _mm256_loadu_si256(acc.as_ptr() as *const __m256i);
+            let ld = |v: &[i32; 8]| _mm256_loadu_si256(v.as_ptr() as *const __m256i);
+            rq8_fast(_mm256_add_epi32(a, a), ld(&r[0]), ld(&r[1]), ld(&r[2]), lo, hi)
+        }
     }
 
     /// The chunks `(w_even, w_odd, offset)` of one sparse channel over 4 positions: per chunk
@@ -1468,7 +1599,8 @@ pub fn gemm_sparse<R: Rows, Y: Out8, const C: usize>(l: &Sparse, rows: &mut R, n
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    extern crate std;
     use super::*;
 
     #[test]
@@ -1492,6 +1624,102 @@ mod tests {
             let want = crate::q::clamp(crate::q::mbqm(acc, m, -e) + zp, -128, 127) as i8;
             let k = (1 << (e - 1)) + (zp << e);
             assert_eq!(rq_fast(2 * acc, &[m, k, e], -128, 127), want, "acc {acc} m {m} e {e} zp {zp}");
+        }
+    }
+
+    /// The 8-lane requantization of the host kernels equals `rq_fast` lane by lane (only
+    /// built on x86-64 with AVX2: `-C target-cpu=native`).
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[test]
+    fn rq8_matches_rq_fast() {
+        let mut next = rng(0x0123_4567_89ab_cdef);
+        for i in 0..50_000 {
+            let g = rq_consts(&mut next, 1, true).remove(0);
+            let acc: [i32; 8] = core::array::from_fn(|_| match i % 3 {
+                0 => (next() % (1 << 31)) as i32 - (1 << 30),
+                1 => (next() % 200_001) as i32 - 100_000,
+                _ => (next() % 4001) as i32 - 2000,
+            });
+            let (lo, hi) = if i % 2 == 0 { (-128, 127) } else { (-20, 90) };
+            let got = x86::rq8_fast_doubled(&acc, &g, lo, hi);
+            for c in 0..8 {
+                let want = rq_fast(acc[c].wrapping_mul(2), &[g[0][c], g[1][c], g[2][c]], lo, hi);
+                assert_eq!(got[c], want, "lane {c} acc {} consts {:?}", acc[c], [g[0][c], g[1][c], g[2][c]]);
+            }
+        }
+    }
+
+    pub(crate) fn rng(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
+    /// Random requantization constants for 8-channel groups: `rq_fast`'s `(m, k, e)` when
+    /// `fast`, else `rq_exact`'s `(multiplier, shift, zero point)`.
+    pub(crate) fn rq_consts(next: &mut impl FnMut() -> u64, groups: usize, fast: bool) -> std::vec::Vec<[[i32; 8]; 3]> {
+        (0..groups)
+            .map(|_| {
+                let mut g = [[0i32; 8]; 3];
+                for c in 0..8 {
+                    let m = (1 << 30) + (next() % (1 << 30)) as i32;
+                    let e = 1 + (next() % 14) as i32;
+                    let zp = (next() % 256) as i32 - 128;
+                    let v = if fast { [m, (1 << (e - 1)) + (zp << e), e] } else { [m, -e, zp] };
+                    for j in 0..3 {
+                        g[j][c] = v[j];
+                    }
+                }
+                g
+            })
+            .collect()
+    }
+
+    /// `fc_channels` (on x86-64 with AVX2 its vector tiles; build with
+    /// `-C target-cpu=native` to test them) equals a scalar dot product and requantization,
+    /// for layers of whole and partial groups of tiles and both requantizations.
+    #[test]
+    fn fc_channels_matches_scalar() {
+        use std::vec::Vec;
+        let mut next = rng(0x5eed_1234_abcd_0001);
+        for &(k, cout, batches) in &[(7usize, 5usize, 1usize), (64, 40, 2), (33, 8, 1), (128, 72, 3)] {
+            for fast in [true, false] {
+                let (steps, tiles) = (k.div_ceil(2), cout.div_ceil(8));
+                let wt: Vec<Vec<i8>> = (0..cout).map(|_| (0..k).map(|_| next() as i8).collect()).collect();
+                let x: Vec<i8> = (0..batches * k).map(|_| next() as i8).collect();
+                let bias: Vec<i32> = (0..tiles * 8).map(|_| (next() % 20001) as i32 - 10000).collect();
+                let rq = rq_consts(&mut next, tiles, fast);
+                let mut w = Vec::new();
+                for t in 0..tiles {
+                    for st in 0..steps {
+                        for c in 0..8 {
+                            for j in 0..2 {
+                                let (o, d) = (8 * t + c, 2 * st + j);
+                                w.push(if o < cout && d < k { wt[o][d] as u8 } else { 0 });
+                            }
+                        }
+                    }
+                }
+                let l = FcI8 { k, cout, w: &w, bias: &bias, rq: &rq, lo: -100, hi: 127 };
+                let mut y = std::vec![0i8; batches * cout];
+                let mut xs = std::vec![0u32; steps];
+                if fast {
+                    fc_channels::<i8, _, true>(&l, &x, batches, &mut y[..], false, &mut xs);
+                } else {
+                    fc_channels::<i8, _, false>(&l, &x, batches, &mut y[..], false, &mut xs);
+                }
+                for b in 0..batches {
+                    for o in 0..cout {
+                        let acc = (0..k).fold(bias[o], |a, d| a.wrapping_add(x[b * k + d] as i32 * wt[o][d] as i32));
+                        let r = [rq[o / 8][0][o % 8], rq[o / 8][1][o % 8], rq[o / 8][2][o % 8]];
+                        let want = if fast { rq_fast(acc.wrapping_mul(2), &r, -100, 127) } else { rq_exact(acc, &r, -100, 127) };
+                        assert_eq!(y[b * cout + o], want, "k {k} cout {cout} fast {fast} batch {b} channel {o}");
+                    }
+                }
+            }
         }
     }
 }

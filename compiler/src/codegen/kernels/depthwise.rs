@@ -349,14 +349,15 @@ fn emit_channels(
     let (w_id, b_id, r_id) = (ctx.ident("W"), ctx.ident("BF"), ctx.ident("RQ"));
     let (wlen, wbytes, co) = (lit::usize(taps * cout), lit::bytes(&wdata[..taps * cout]), lit::usize(cout));
     let folded_l = lit::i32s(folded);
-    let rqs = rq.iter().map(|r| lit::i32s(r));
+    let (rqs, groups) = gemm::rq_groups(&rq);
+    let groups = lit::usize(groups);
     let statics = quote! {
         /// Filter, [height][width][channels], int8.
         static #w_id: [u8; #wlen] = #wbytes;
         /// Bias with the input zero point folded in: bias + in_offset * sum(filter).
         static #b_id: [i32; #co] = #folded_l;
-        /// Requantization per channel.
-        static #r_id: [[i32; 3]; #co] = [#(#rqs),*];
+        /// Requantization, per group of 8 channels.
+        static #r_id: [[[i32; 8]; 3]; #groups] = #rqs;
     };
     let geom = gemm::geom_type([g.h, g.w, g.c, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pad_h, g.pad_w]);
     let (zp, lo_l, hi_l, n_l) = (lit::i32(-in_off), lit::i32(lo), lit::i32(hi), lit::usize(g.n));

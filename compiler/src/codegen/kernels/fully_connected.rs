@@ -5,7 +5,7 @@
 
 use super::super::{lit, Kernel, KernelCtx};
 use super::gemm::{self, RowSource, Tile};
-use super::strategy::Strategy;
+use super::strategy::{Est, Strategy};
 use super::{const_f32, const_i32, quantize_multiplier};
 use crate::error::Result;
 use crate::ir::{Act, DType, Op};
@@ -111,6 +111,9 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                     );
                     return Ok(Kernel { statics, body, doc, macs, const_bytes: 4 * p.data.len() });
                 }
+            }
+            if ctx.strategy == Strategy::Vector {
+                return Ok(emit_channels(ctx, &wdata[..out_n * depth], &bias_v, &folded, in_offset, &mults, yq.zp(), amin, amax, batches, depth, macs, act));
             }
             if ctx.strategy == Strategy::Packed {
                 let wi8: Vec<i8> = wdata[..out_n * depth].iter().map(|&v| v as i8).collect();
@@ -429,4 +432,76 @@ fn emit_hybrid(ctx: &KernelCtx, wdata: &[u8], bias: Option<&crate::ir::Tensor>, 
         act.name()
     );
     Ok(Kernel { statics, body, doc, macs, const_bytes })
+}
+
+/// The int8-weight form (`microgen_rt::mac::fc_channels`): weights kept as int8 in tiles of
+/// 8 channels by pairs of inputs, sign-extended as they are loaded, for hosts whose caches
+/// are the limit (half the bytes of the int16 pairs). The doubled-accumulator
+/// requantization where it is exact for every channel, else TFLM's.
+#[allow(clippy::too_many_arguments)]
+fn emit_channels(
+    ctx: &KernelCtx,
+    w: &[u8],
+    bias: &[i32],
+    folded: &[i32],
+    in_off: i32,
+    mults: &[(i32, i32)],
+    out_zp: i32,
+    lo: i32,
+    hi: i32,
+    batches: usize,
+    depth: usize,
+    macs: u64,
+    act: Act,
+) -> Kernel {
+    let cout = bias.len();
+    let (steps, tiles) = (depth.div_ceil(2), cout.div_ceil(8));
+    let fast: Option<Vec<[i32; 3]>> = (0..cout)
+        .map(|o| gemm::fast_rq(gemm::acc_range(bias[o], w[o * depth..(o + 1) * depth].iter().map(|&v| v as i8), in_off), mults[o], out_zp, lo, hi))
+        .collect();
+    let is_fast = fast.is_some();
+    let rq: Vec<[i32; 3]> = fast.unwrap_or_else(|| mults.iter().map(|&(m, s)| [m, s, out_zp]).collect());
+    let mut fb = folded.to_vec();
+    fb.resize(tiles * 8, 0);
+    let mut wp = Vec::with_capacity(tiles * steps * 16);
+    for t in 0..tiles {
+        for st in 0..steps {
+            for c in 0..8 {
+                for j in 0..2 {
+                    let (o, d) = (8 * t + c, 2 * st + j);
+                    wp.push(if o < cout && d < depth { w[o * depth + d] } else { 0 });
+                }
+            }
+        }
+    }
+    let (w_id, b_id, r_id) = (ctx.ident("W8"), ctx.ident("BF"), ctx.ident("RQ"));
+    let (wlen, wbytes, nb) = (lit::usize(wp.len()), lit::bytes(&wp), lit::usize(tiles * 8));
+    let fb_l = lit::i32s(&fb);
+    let (rqs, groups) = gemm::rq_groups(&rq);
+    let groups = lit::usize(groups);
+    let statics = quote! {
+        /// Weights, [8-channel tile][pair of inputs][channel][2], int8.
+        static #w_id: [u8; #wlen] = #wbytes;
+        /// Bias with the input zero point folded in: bias + in_offset * sum(w).
+        static #b_id: [i32; #nb] = #fb_l;
+        /// Requantization, per tile of 8 channels.
+        static #r_id: [[[i32; 8]; 3]; #groups] = #rqs;
+    };
+    let (k_l, co, b_l, steps_l, lo_l, hi_l) = (lit::usize(depth), lit::usize(cout), lit::usize(batches), lit::usize(steps), lit::i32(lo), lit::i32(hi));
+    let rev = ctx.reverse;
+    let body = quote! {
+        let l = ::microgen_rt::mac::FcI8 { k: #k_l, cout: #co, w: &#w_id, bias: &#b_id, rq: &#r_id, lo: #lo_l, hi: #hi_l };
+        let mut xs = [0u32; #steps_l];
+        ::microgen_rt::mac::fc_channels::<_, _, #is_fast>(&l, x0, #b_l, y0, #rev, &mut xs);
+    };
+    // Cortex-M4 estimate of the plain loop this form is elsewhere (never below the loop
+    // form's, which is as fast there and smaller).
+    ctx.report(Strategy::Vector, Est { instructions: 7 * macs + 30 * (batches * cout) as u64, code_bytes: 90, shared: vec![("fc_channels".into(), 700)] });
+    let doc = format!(
+        "[{batches} x {depth}] -> [{batches} x {cout}], int8, activation {}, {macs} MACs; int8 weights in tiles of 8 channels by input pairs, {} requantization, {} B of stack scratch",
+        act.name(),
+        if is_fast { "doubled-accumulator" } else { "exact" },
+        4 * steps
+    );
+    Kernel { statics, body, doc, macs, const_bytes: wp.len() + 16 * tiles * 8 }
 }

@@ -401,6 +401,18 @@ pub fn emit_sparse(ctx: &KernelCtx, p: &SparsePacked, src: &RowSource, npos: usi
     (statics, body, 4 * xs_words + src.scratch())
 }
 
+/// Per-channel requantization constants as groups of 8 channels, each constant's 8 values
+/// together (`[[[i32; 8]; 3]; groups]`, the last group filled with the last channel's), for
+/// the vector kernels; and the number of groups.
+pub fn rq_groups(rq: &[[i32; 3]]) -> (TokenStream, usize) {
+    let groups = rq.len().div_ceil(8);
+    let items = (0..groups).map(|g| {
+        let rows = (0..3).map(|j| lit::i32s(&(0..8).map(|c| rq[(8 * g + c).min(rq.len() - 1)][j]).collect::<Vec<_>>()));
+        quote!([#(#rows),*])
+    });
+    (quote!([#(#items),*]), groups)
+}
+
 /// `struct G` implementing `microgen_rt::mac::ConvGeom` for the geometry
 /// `[h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, pad_h, pad_w]`.
 pub fn geom_type(g: [usize; 13]) -> TokenStream {

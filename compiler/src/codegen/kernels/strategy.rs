@@ -19,8 +19,8 @@ pub enum Strategy {
     /// Pruned weights: per output channel only the chunks of 4 inputs with a non-zero
     /// weight are kept (zeros dropped at compile time; an all-zero channel costs its bias).
     Sparse,
-    /// Every channel of a position at once (depthwise convolutions): vector lanes across
-    /// channels on the host.
+    /// Every channel of a position at once (depthwise convolutions), or int8 weights
+    /// sign-extended as they are loaded (fully connected layers): the host's vector forms.
     Vector,
 }
 
@@ -115,7 +115,8 @@ pub fn offered(g: &Graph, node: &Node) -> Vec<Strategy> {
     let all = |d: DType| node.input(0).is_some_and(|x| g.t(x).dtype == d) && node.input(1).is_some_and(|w| g.t(w).dtype == d) && node.outputs.first().is_some_and(|&y| g.t(y).dtype == d);
     let int8 = node.input(0).is_some_and(|x| g.t(x).dtype == DType::I8) && node.outputs.first().is_some_and(|&y| g.t(y).dtype == DType::I8);
     match node.op {
-        Op::Conv2d { .. } | Op::FullyConnected { .. } if int8 => vec![Strategy::Compact, Strategy::Loop, Strategy::Packed, Strategy::Sparse],
+        Op::FullyConnected { .. } if int8 => vec![Strategy::Compact, Strategy::Loop, Strategy::Packed, Strategy::Sparse, Strategy::Vector],
+        Op::Conv2d { .. } if int8 => vec![Strategy::Compact, Strategy::Loop, Strategy::Packed, Strategy::Sparse],
         Op::DepthwiseConv2d { .. } if int8 => vec![Strategy::Compact, Strategy::Loop, Strategy::Packed, Strategy::Vector],
         Op::Conv2d { .. } | Op::FullyConnected { .. } | Op::DepthwiseConv2d { .. } if all(DType::F32) => vec![Strategy::Loop, Strategy::Packed],
         // Hybrid (float32 activations, int8 weights).
