@@ -786,8 +786,8 @@ mod x86 {
         xb: &[u32],
         ws: [(&[u8], &[u8]); G],
         steps: usize,
-        bias: [[i32; 8]; G],
-        rq: [[[i32; 3]; 8]; G],
+        bias: [&[i32; 8]; G],
+        rq: [&[[i32; 8]; 3]; G],
         lo: i32,
         hi: i32,
         pos: [usize; 4],
@@ -824,11 +824,12 @@ mod x86 {
                     let acc = aq[g];
                     let r = &rq[g];
                     out[g] = if FAST {
-                        rq8_fast_aos(acc, r, lo, hi)
+                        let ld = |v: &[i32; 8]| _mm256_loadu_si256(v.as_ptr() as *const __m256i);
+                        rq8_fast(acc, ld(&r[0]), ld(&r[1]), ld(&r[2]), lo, hi)
                     } else {
                         let mut v = [0i32; 8];
                         _mm256_storeu_si256(v.as_mut_ptr() as *mut __m256i, acc);
-                        core::array::from_fn(|c| super::rq_exact(v[c], &r[c], lo, hi))
+                        core::array::from_fn(|c| super::rq_exact(v[c], &[r[0][c], r[1][c], r[2][c]], lo, hi))
                     };
                 }
                 let dst = y.span(pos[q] * cout + oc0, n);
@@ -884,20 +885,6 @@ mod x86 {
             _mm_storel_epi64(out.as_mut_ptr() as *mut __m128i, _mm_packs_epi16(h, h));
         }
         out
-    }
-
-    /// [`rq8_fast`] with the constants of 8 channels stored one after the other (`[m, k, e]`
-    /// per channel).
-    #[cfg(target_feature = "avx2")]
-    #[inline(always)]
-    pub fn rq8_fast_aos(acc: __m256i, r: &[[i32; 3]; 8], lo: i32, hi: i32) -> [i8; 8] {
-        // SAFETY: register-only AVX2 arithmetic.
-        unsafe {
-            let m = _mm256_setr_epi32(r[0][0], r[1][0], r[2][0], r[3][0], r[4][0], r[5][0], r[6][0], r[7][0]);
-            let k = _mm256_setr_epi32(r[0][1], r[1][1], r[2][1], r[3][1], r[4][1], r[5][1], r[6][1], r[7][1]);
-            let e = _mm256_and_si256(_mm256_setr_epi32(r[0][2], r[1][2], r[2][2], r[3][2], r[4][2], r[5][2], r[6][2], r[7][2]), _mm256_set1_epi32(31));
-            rq8_fast(acc, m, k, e, lo, hi)
-        }
     }
 
     /// [`rq8_fast`] of 8 accumulators in memory, doubled first, with the constants of a group
@@ -1209,13 +1196,15 @@ pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
     // On x86-64 with AVX2 (scratch for two pairs given, `XS_GROUPS`), whole groups of four
     // positions first (forwards) or last (backwards) through `quad`; the others by pairs.
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-    let quads = if xs.len() >= 2 * (2 * steps + 2) { npos / 4 } else { 0 };
+    let pre = if xs.len() >= 2 * (2 * steps + 2) && npos >= 4 { quad_groups(l) } else { None };
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    let quads = if pre.is_some() { npos / 4 } else { 0 };
     #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
     let quads = 0;
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-    if !rev {
+    if let (false, Some(pre)) = (rev, &pre) {
         for i in 0..quads {
-            quad::<R, Y, FAST, STEPS>(l, rows, 4 * i, false, xs, &mut y);
+            quad::<R, Y, FAST, STEPS>(l, pre, rows, 4 * i, false, xs, &mut y);
         }
     }
     let xs_all = xs;
@@ -1283,8 +1272,10 @@ pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
             tile(2 * i, 2 * i + 1, &mut y);
         }
         #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-        for i in (0..quads).rev() {
-            quad::<R, Y, FAST, STEPS>(l, rows, 4 * i, true, xs_all, &mut y);
+        if let Some(pre) = &pre {
+            for i in (0..quads).rev() {
+                quad::<R, Y, FAST, STEPS>(l, pre, rows, 4 * i, true, xs_all, &mut y);
+            }
         }
     }
 }
@@ -1300,7 +1291,8 @@ pub const XS_GROUPS: usize = 1;
 /// pair order of the one-position-at-a-time direction), then every 8 channels at once.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
 #[inline(always)]
-fn quad<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, rows: &mut R, p: usize, rev: bool, xs: &mut [u32], y: &mut Y) {
+#[allow(clippy::too_many_arguments)]
+fn quad<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, pre: &[([i32; 8], [[i32; 8]; 3])], rows: &mut R, p: usize, rev: bool, xs: &mut [u32], y: &mut Y) {
     let steps = STEPS;
     let half = 2 * steps + 2;
     let (xa, xb) = xs[..2 * half].split_at_mut(half);
@@ -1313,27 +1305,50 @@ fn quad<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, rows: 
     }
     let tiles = l.cout.div_ceil(4);
     let tile = |t: usize| &l.w[t.min(tiles - 1) * steps * 16..];
-    let group = |t: usize| -> ([i32; 8], [[i32; 3]; 8]) {
-        (
-            core::array::from_fn(|c| l.bias[4 * (t + c / 4).min(tiles - 1) + c % 4]),
-            core::array::from_fn(|c| l.rq[(4 * t + c).min(l.cout - 1)]),
-        )
-    };
     let pos = [p, p + 1, p + 2, p + 3];
     let mut t = 0;
-    // 16 channels at a time, then 8 (the last group possibly a lone 4-channel tile).
+    // 16 channels at a time, then 8 (the last group possibly a lone 4-channel tile); group
+    // `t / 2` of `pre` holds the bias and requantization of channels `4t..4t + 8`.
     while t + 4 <= tiles {
-        let (g0, g1) = (group(t), group(t + 2));
+        let (g0, g1) = (&pre[t / 2], &pre[t / 2 + 1]);
         let n = (l.cout - 4 * t).min(16);
-        x86::quad::<Y, FAST, 2>(xa, xb, [(tile(t), tile(t + 1)), (tile(t + 2), tile(t + 3))], steps, [g0.0, g1.0], [g0.1, g1.1], l.lo, l.hi, pos, l.cout, 4 * t, n, y);
+        x86::quad::<Y, FAST, 2>(xa, xb, [(tile(t), tile(t + 1)), (tile(t + 2), tile(t + 3))], steps, [&g0.0, &g1.0], [&g0.1, &g1.1], l.lo, l.hi, pos, l.cout, 4 * t, n, y);
         t += 4;
     }
     while t < tiles {
-        let g0 = group(t);
+        let g0 = &pre[t / 2];
         let n = (l.cout - 4 * t).min(8);
-        x86::quad::<Y, FAST, 1>(xa, xb, [(tile(t), tile(t + 1))], steps, [g0.0], [g0.1], l.lo, l.hi, pos, l.cout, 4 * t, n, y);
+        x86::quad::<Y, FAST, 1>(xa, xb, [(tile(t), tile(t + 1))], steps, [&g0.0], [&g0.1], l.lo, l.hi, pos, l.cout, 4 * t, n, y);
         t += 2;
     }
+}
+
+/// Groups of 8 channels [`quad`] can hold precomputed (up to 512 channels).
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+const QUAD_GROUPS: usize = 64;
+
+/// Per group of 8 channels of `l`, the accumulator start and the requantization constants
+/// lane by lane (`[m; 8], [k; 8], [e; 8]`, or the exact form's), for [`quad`]; `None` past
+/// [`QUAD_GROUPS`] groups.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+#[inline(always)]
+fn quad_groups(l: &Gemm) -> Option<[([i32; 8], [[i32; 8]; 3]); QUAD_GROUPS]> {
+    let tiles = l.cout.div_ceil(4);
+    if tiles.div_ceil(2) > QUAD_GROUPS {
+        return None;
+    }
+    let mut pre = [([0i32; 8], [[0i32; 8]; 3]); QUAD_GROUPS];
+    for (gi, g) in pre.iter_mut().enumerate().take(tiles.div_ceil(2)) {
+        let t = 2 * gi;
+        for c in 0..8 {
+            g.0[c] = l.bias[4 * (t + c / 4).min(tiles - 1) + c % 4];
+            let r = l.rq[(4 * t + c).min(l.cout - 1)];
+            for j in 0..3 {
+                g.1[j][c] = r[j];
+            }
+        }
+    }
+    Some(pre)
 }
 
 /// Tiles of 8 output channels x 1 position (few positions: fully connected layers).
