@@ -605,6 +605,58 @@ pub fn fc_channels<B: Byte, Y: Out8, const FAST: bool>(l: &FcI8, x: &[B], batche
     }
 }
 
+/// An int8 ADD of two same-shape tensors, TFLM's reference arithmetic: both inputs plus
+/// their offsets, shifted left by 20, rescaled by `(m1, s1)` / `(m2, s2)`, summed, rescaled
+/// by `(mo, so)`, plus the output zero point, clamped.
+pub struct AddI8 {
+    pub off1: i32,
+    pub off2: i32,
+    pub m1: i32,
+    pub s1: i32,
+    pub m2: i32,
+    pub s2: i32,
+    pub mo: i32,
+    pub so: i32,
+    pub zp: i32,
+    pub lo: i32,
+    pub hi: i32,
+}
+
+/// [`AddI8`] over `n` elements: on x86-64 with AVX2, 8 at a time (the multiplies must not be
+/// `i32::MIN`, which `quantize_multiplier` never gives); elsewhere and for the rest, one by one.
+#[allow(unsafe_code)]
+pub fn add_i8<A: Byte, B: Byte, Y: Out8>(p: &AddI8, a: &[A], b: &[B], n: usize, mut y: Y) {
+    let (a, b) = (&a[..n], &b[..n]);
+    let one = |va: i8, vb: i8| -> i8 {
+        let sa = crate::q::mbqm((va as i32 + p.off1) << 20, p.m1, p.s1);
+        let sb = crate::q::mbqm((vb as i32 + p.off2) << 20, p.m2, p.s2);
+        crate::q::clamp(crate::q::mbqm(sa.wrapping_add(sb), p.mo, p.so).wrapping_add(p.zp), p.lo, p.hi) as i8
+    };
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    if p.m1 != i32::MIN && p.m2 != i32::MIN && p.mo != i32::MIN {
+        use core::arch::x86_64::*;
+        // SAFETY: register-only AVX2 arithmetic.
+        unsafe {
+            let (o1, o2, zp) = (_mm256_set1_epi32(p.off1), _mm256_set1_epi32(p.off2), _mm256_set1_epi32(p.zp));
+            let (lo, hi) = (_mm256_set1_epi32(p.lo), _mm256_set1_epi32(p.hi));
+            for (i, (ca, cb)) in a.chunks_exact(8).zip(b.chunks_exact(8)).enumerate() {
+                let va = x86::widen8(core::array::from_fn(|j| ca[j].byte() as i8));
+                let vb = x86::widen8(core::array::from_fn(|j| cb[j].byte() as i8));
+                let sa = x86::mbqm8(_mm256_slli_epi32::<20>(_mm256_add_epi32(va, o1)), p.m1, p.s1);
+                let sb = x86::mbqm8(_mm256_slli_epi32::<20>(_mm256_add_epi32(vb, o2)), p.m2, p.s2);
+                let v = _mm256_add_epi32(x86::mbqm8(_mm256_add_epi32(sa, sb), p.mo, p.so), zp);
+                put_bytes(&mut y, 8 * i, &x86::narrow8(_mm256_min_epi32(_mm256_max_epi32(v, lo), hi)));
+            }
+        }
+        done = n / 8 * 8;
+    }
+    for i in done..n {
+        y.put(i, one(a[i].byte() as i8, b[i].byte() as i8));
+    }
+}
+
 /// Requantization with the doubled accumulator (see the module docs).
 #[inline(always)]
 pub fn rq_fast(a2: i32, r: &[i32; 3], lo: i32, hi: i32) -> i8 {
@@ -863,6 +915,62 @@ mod x86 {
                 _mm256_storeu_si256(acc[g].as_mut_ptr() as *mut __m256i, a[g]);
             }
         }
+    }
+
+    /// [`crate::q::mbqm`] on 8 lanes with one multiplier `m` (not `i32::MIN`, so the
+    /// saturating case cannot occur) and one shift: `srdhm(x << left, m)` for a positive
+    /// shift, `rdivpot(srdhm(x, m), right)` otherwise. 64-bit products of the even and the
+    /// odd lanes; the truncating division by 2^31 keeps bits 31..62, which a logical shift
+    /// leaves in the low half of each 64-bit lane as an arithmetic one would.
+    #[cfg(target_feature = "avx2")]
+    #[inline(always)]
+    pub fn mbqm8(x: __m256i, m: i32, shift: i32) -> __m256i {
+        // SAFETY: register-only AVX2 arithmetic (the cfg enables AVX2).
+        unsafe {
+            let x = if shift > 0 { _mm256_sllv_epi32(x, _mm256_set1_epi32(shift)) } else { x };
+            let mv = _mm256_set1_epi32(m);
+            let zero = _mm256_setzero_si256();
+            let half = |p: __m256i| {
+                // (p + nudge) / 2^31, truncated toward zero; the result in the low 32 bits.
+                let nudge = _mm256_add_epi64(_mm256_set1_epi64x(1 << 30), _mm256_and_si256(_mm256_cmpgt_epi64(zero, p), _mm256_set1_epi64x(1 - (1i64 << 31))));
+                let v = _mm256_add_epi64(p, nudge);
+                let v = _mm256_add_epi64(v, _mm256_and_si256(_mm256_cmpgt_epi64(zero, v), _mm256_set1_epi64x((1i64 << 31) - 1)));
+                _mm256_srli_epi64::<31>(v)
+            };
+            let even = half(_mm256_mul_epi32(x, mv));
+            let odd = half(_mm256_mul_epi32(_mm256_srli_epi64::<32>(x), mv));
+            let r = _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64::<32>(odd));
+            if shift >= 0 {
+                return r;
+            }
+            let e = (-shift).min(31);
+            let mask = ((1i64 << e) - 1) as i32;
+            let rem = _mm256_and_si256(r, _mm256_set1_epi32(mask));
+            // threshold = (mask >> 1) + (r < 0); compare results are -1 for true.
+            let thr = _mm256_sub_epi32(_mm256_set1_epi32(mask >> 1), _mm256_cmpgt_epi32(zero, r));
+            _mm256_sub_epi32(_mm256_srav_epi32(r, _mm256_set1_epi32(e)), _mm256_cmpgt_epi32(rem, thr))
+        }
+    }
+
+    /// 8 int8 values as int32 lanes.
+    #[cfg(target_feature = "avx2")]
+    #[inline(always)]
+    pub fn widen8(v: [i8; 8]) -> __m256i {
+        // SAFETY: `v` is 8 readable bytes.
+        unsafe { _mm256_cvtepi8_epi32(_mm_loadl_epi64(v.as_ptr() as *const __m128i)) }
+    }
+
+    /// int32 lanes (already within the int8 range) as 8 bytes.
+    #[cfg(target_feature = "avx2")]
+    #[inline(always)]
+    pub fn narrow8(v: __m256i) -> [i8; 8] {
+        let mut out = [0i8; 8];
+        // SAFETY: AVX2 packs and one 8-byte store into `out`.
+        unsafe {
+            let h = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+            _mm_storel_epi64(out.as_mut_ptr() as *mut __m128i, _mm_packs_epi16(h, h));
+        }
+        out
     }
 
     /// [`super::rq_fast`] on 8 lanes with per-lane constants `m`, `k`, `e` (`e` in 0..32):
@@ -1614,6 +1722,7 @@ pub fn gemm_sparse<R: Rows, Y: Out8, const C: usize>(l: &Sparse, rows: &mut R, n
 }
 
 #[cfg(test)]
+#[allow(unsafe_code)]
 pub(crate) mod tests {
     extern crate std;
     use super::*;
@@ -1660,6 +1769,67 @@ pub(crate) mod tests {
             for c in 0..8 {
                 let want = rq_fast(acc[c].wrapping_mul(2), &[g[0][c], g[1][c], g[2][c]], lo, hi);
                 assert_eq!(got[c], want, "lane {c} acc {} consts {:?}", acc[c], [g[0][c], g[1][c], g[2][c]]);
+            }
+        }
+    }
+
+    /// The 8-lane `mbqm` of the host's int8 ADD equals `q::mbqm` lane by lane (only built on
+    /// x86-64 with AVX2: `-C target-cpu=native`).
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[test]
+    fn mbqm8_matches_mbqm() {
+        use core::arch::x86_64::*;
+        let mut next = rng(0x3b9a_ca07_0000_0001);
+        for i in 0..100_000 {
+            let m = if i % 7 == 0 { (next() % (1 << 31)) as i32 } else { (1 << 30) + (next() % (1 << 30)) as i32 };
+            let shift = (next() % 40) as i32 - 31;
+            let x: [i32; 8] = core::array::from_fn(|_| match i % 3 {
+                0 => next() as i32,
+                1 => (next() % 2_000_001) as i32 - 1_000_000,
+                _ => ((next() % 512) as i32 - 256) << 20,
+            });
+            let mut got = [0i32; 8];
+            // SAFETY: 32-byte unaligned load and store of local arrays.
+            unsafe {
+                let v = x86::mbqm8(_mm256_loadu_si256(x.as_ptr() as *const __m256i), m, shift);
+                _mm256_storeu_si256(got.as_mut_ptr() as *mut __m256i, v);
+            }
+            for c in 0..8 {
+                assert_eq!(got[c], crate::q::mbqm(x[c], m, shift), "x {} m {m} shift {shift}", x[c]);
+            }
+        }
+    }
+
+    /// `add_i8` (8 lanes at a time on x86-64 with AVX2) equals the scalar reference formula
+    /// for random scales, offsets and inputs, tails included.
+    #[test]
+    fn add_i8_matches_scalar() {
+        let mut next = rng(0xadd0_add0_1234_5678);
+        for round in 0..300 {
+            let n = 1 + (next() % 70) as usize;
+            let a: std::vec::Vec<i8> = (0..n).map(|_| next() as i8).collect();
+            let b: std::vec::Vec<i8> = (0..n).map(|_| next() as i8).collect();
+            let m = |next: &mut dyn FnMut() -> u64| (1 << 30) + (next() % (1 << 30)) as i32;
+            let p = AddI8 {
+                off1: (next() % 256) as i32 - 127,
+                off2: (next() % 256) as i32 - 127,
+                m1: m(&mut next),
+                s1: -((next() % 3) as i32),
+                m2: m(&mut next),
+                s2: -((next() % 3) as i32),
+                mo: m(&mut next),
+                so: if round % 5 == 0 { (next() % 3) as i32 } else { -18 - (next() % 6) as i32 },
+                zp: (next() % 256) as i32 - 128,
+                lo: -128,
+                hi: if round % 2 == 0 { 127 } else { 60 },
+            };
+            let mut y = std::vec![0i8; n];
+            add_i8(&p, &a, &b, n, &mut y[..]);
+            for i in 0..n {
+                let sa = crate::q::mbqm((a[i] as i32 + p.off1) << 20, p.m1, p.s1);
+                let sb = crate::q::mbqm((b[i] as i32 + p.off2) << 20, p.m2, p.s2);
+                let want = crate::q::clamp(crate::q::mbqm(sa.wrapping_add(sb), p.mo, p.so).wrapping_add(p.zp), p.lo, p.hi) as i8;
+                assert_eq!(y[i], want, "round {round} element {i}");
             }
         }
     }

@@ -16,6 +16,14 @@ pub fn handles(ctx: &KernelCtx) -> bool {
     }
 }
 
+/// Whether both inputs of an ADD node are as large as its output (the same-shape kernel).
+pub fn handles_same_shape(g: &crate::ir::Graph, node: &crate::ir::Node) -> bool {
+    match (node.input(0), node.input(1), node.outputs.first()) {
+        (Some(a), Some(b), Some(&y)) => g.t(a).elems() == g.t(y).elems() && g.t(b).elems() == g.t(y).elems(),
+        _ => false,
+    }
+}
+
 pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
     let Op::Add { act } = ctx.node.op else { unreachable!() };
     let a = ctx.tensor(0)?;
@@ -62,6 +70,19 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             let (m2, s2) = quantize_multiplier(bq.scale() as f64 / twice_max);
             let (mo, so) = quantize_multiplier(twice_max / ((1u64 << left_shift) as f64 * yq.scale() as f64));
             let (lo, hi) = act.range_q(yq.scale(), yq.zp(), -128, 127);
+            if ctx.strategy == super::strategy::Strategy::Vector {
+                // The host's form: 8 elements per step (`microgen_rt::mac::add_i8`); never
+                // chosen for a microcontroller (its estimate is above the loop's).
+                let v = |x: i32| lit::i32(x);
+                let (o1, o2, zp) = (v(-aq.zp()), v(-bq.zp()), v(yq.zp()));
+                let (m1, s1, m2, s2, mo, so, lo, hi) = (v(m1), v(s1), v(m2), v(s2), v(mo), v(so), v(lo), v(hi));
+                let body = quote! {
+                    let p = ::microgen_rt::mac::AddI8 { off1: #o1, off2: #o2, m1: #m1, s1: #s1, m2: #m2, s2: #s2, mo: #mo, so: #so, zp: #zp, lo: #lo, hi: #hi };
+                    ::microgen_rt::mac::add_i8(&p, &#ea, &#eb, #n_l, y0);
+                };
+                ctx.report(super::strategy::Strategy::Vector, super::strategy::Est { instructions: 16 * n as u64, code_bytes: 60, shared: vec![("add_i8".into(), 600)] });
+                return Ok(Kernel { statics, body, doc: format!("{n} elements, int8, activation {}; 8 elements per step", act.name()), macs: 0, const_bytes });
+            }
             let (o1, o2, oz) = (lit::i32(-aq.zp()), lit::i32(-bq.zp()), lit::i32(yq.zp()));
             let (m1, s1, m2, s2, mo, so) = (lit::i32(m1), lit::i32(s1), lit::i32(m2), lit::i32(s2), lit::i32(mo), lit::i32(so));
             let (lo, hi) = (lit::i32(lo), lit::i32(hi));

@@ -123,6 +123,8 @@ pub fn offered(g: &Graph, node: &Node) -> Vec<Strategy> {
         Op::Conv2d { .. } if node.input(0).is_some_and(|x| g.t(x).dtype == DType::F32) && node.input(1).is_some_and(|w| g.t(w).dtype == DType::I8) => {
             vec![Strategy::Loop, Strategy::Packed]
         }
+        // Same-shape int8 ADD: the loop, and the host's vector form.
+        Op::Add { .. } if int8 && node.input(1).is_some_and(|b| g.t(b).dtype == DType::I8) && super::add::handles_same_shape(g, node) => vec![Strategy::Loop, Strategy::Vector],
         _ => vec![Strategy::Loop],
     }
 }
