@@ -133,7 +133,6 @@ pub fn generate(g: &Graph, plan: &Plan, header: &str) -> Result<Generated> {
     generate_with(g, plan, header, kernels::strategy::Goal::default())
 }
 
-/// Generates the Rust module for a planned graph, kernel strategies chosen for `goal`.
 /// A layer's candidates and the forms compiled for it: per form, the target groups it is for
 /// (0 Cortex-M4/M7 DSP, 1 x86-64, 2 the others; the first form is the main choice, for the
 /// groups no other form takes), its candidate and kernel.
@@ -142,6 +141,7 @@ struct Variants {
     forms: Vec<(Vec<usize>, kernels::strategy::Candidate, Kernel)>,
 }
 
+/// Generates the Rust module for a planned graph, kernel strategies chosen for `goal`.
 pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strategy::Goal) -> Result<Generated> {
     for &t in &g.inputs {
         check_io_dtype(g, t, "input")?;
@@ -181,8 +181,8 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
     // differs, compiled in by `cfg` (the flash goals choose the same for every target).
     let speed = goal == kernels::strategy::Goal::Speed;
     let portable = if speed { kernels::strategy::choose_portable(&estimates, &chosen) } else { vec![None; chosen.len()] };
-    // And on the x86-64 host: the packed form wherever a layer offers it (its vector kernels
-    // beat the others there, whatever the Cortex-M4 estimates say).
+    // And on the x86-64 host: the vector form, else the packed one, wherever a layer offers
+    // it (their AVX2 kernels beat the others there, whatever the Cortex-M4 estimates say).
     let host = if speed { kernels::strategy::choose_host(&estimates, &chosen) } else { vec![None; chosen.len()] };
     let mut shared_seen = std::collections::BTreeMap::new();
     let mut cands: Vec<Option<Variants>> = cands
