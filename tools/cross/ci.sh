@@ -73,7 +73,9 @@ check m4 zoo_dscnn_int8 "$N"
 check m4 pruned_cnn_p80_int8 "$N"   # the sparse SMLAD kernels of pruned weights
 check m4 layer_dwc1_21x17x1_int8 "$N"
 check m4 layer_fc_1001x12_int8 "$N"
-check rv32 zoo_dscnn_int8 "$N"      # the speed goal's forms for targets without SMLAD
+check m4 dw_dil2_int8 "$N"          # the channel-vector depthwise form (dilated window)
+check m0 zoo_dscnn_int8 "$N"        # the speed goal's forms for targets without SMLAD
+check rv32 zoo_dscnn_int8 "$N"
 check rv32 zoo_mbv2_block_int8 "$N"
 [ $FAIL = 0 ] && log "all firmware outputs equal the expected ones" || log "firmware check failed"
 exit $FAIL
