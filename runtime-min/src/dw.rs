@@ -456,13 +456,13 @@ pub struct DwAny<'a> {
 /// `(zp + in_off) * w = 0` to the folded bias, as TFLM's skipped tap adds nothing). A
 /// position's inputs are all read before its outputs are written; with `rev` the positions
 /// run backwards.
-pub fn dw_channels<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, const FAST: bool>(l: &DwAny, x: &[B], mut y: Y, rev: bool) {
-    assert!(G::C == C);
+pub fn dw_channels<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, const K: usize, const FAST: bool>(l: &DwAny, x: &[B], mut y: Y, rev: bool) {
+    assert!(G::C == C && K > 0 && C % K == 0 && (K % 8 == 0 || K == C));
     let (n, h, w, oh, ow, kh, kw) = (l.n, G::H, G::W, G::OH, G::OW, G::KH, G::KW);
     let (sh, sw, dh, dw, pad_h, pad_w) = (G::SH, G::SW, G::DH, G::DW, G::PAD_H, G::PAD_W);
     let x = &x[..n * h * w * C];
     let wt = &l.w[..kh * kw * C];
-    let bias: &[i32; C] = l.bias[..C].try_into().expect("C biases");
+    let bias = &l.bias[..C];
     let rq = &l.rq[..C.div_ceil(8)];
     let zp = l.zp as i32;
     let npos = n * oh * ow;
@@ -473,30 +473,35 @@ pub fn dw_channels<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, co
         let iy0 = (oy * sh) as isize - pad_h as isize;
         let ix0 = (ox * sw) as isize - pad_w as isize;
         let inside = iy0 >= 0 && ix0 >= 0 && iy0 as usize + (kh - 1) * dh < h && ix0 as usize + (kw - 1) * dw < w;
-        let mut acc = *bias;
-        for ky in 0..kh {
-            let iy = iy0 + (ky * dh) as isize;
-            for kx in 0..kw {
-                let ix = ix0 + (kx * dw) as isize;
-                let ws: &[u8; C] = wt[(ky * kw + kx) * C..][..C].try_into().expect("C weights");
-                if !inside && (iy < 0 || iy as usize >= h || ix < 0 || ix as usize >= w) {
-                    for c in 0..C {
-                        acc[c] = acc[c].wrapping_add(zp * ws[c] as i8 as i32);
-                    }
-                } else {
-                    let xs: &[B; C] = x[((b * h + iy as usize) * w + ix as usize) * C..][..C].try_into().expect("C inputs");
-                    for c in 0..C {
-                        acc[c] = acc[c].wrapping_add(xs[c].byte() as i8 as i32 * ws[c] as i8 as i32);
+        // Blocks of `K` channels, their accumulators held in registers over all taps.
+        for c0 in (0..C).step_by(K) {
+            let mut acc: [i32; K] = bias[c0..c0 + K].try_into().expect("K biases");
+            for ky in 0..kh {
+                let iy = iy0 + (ky * dh) as isize;
+                for kx in 0..kw {
+                    let ix = ix0 + (kx * dw) as isize;
+                    let ws: &[u8; K] = wt[(ky * kw + kx) * C + c0..][..K].try_into().expect("K weights");
+                    if !inside && (iy < 0 || iy as usize >= h || ix < 0 || ix as usize >= w) {
+                        for c in 0..K {
+                            acc[c] = acc[c].wrapping_add(zp * ws[c] as i8 as i32);
+                        }
+                    } else {
+                        let xs: &[B; K] = x[((b * h + iy as usize) * w + ix as usize) * C + c0..][..K].try_into().expect("K inputs");
+                        for c in 0..K {
+                            acc[c] = acc[c].wrapping_add(xs[c].byte() as i8 as i32 * ws[c] as i8 as i32);
+                        }
                     }
                 }
             }
-        }
-        if FAST {
-            crate::mac::rq_fast_doubled(&acc, rq, l.lo, l.hi, &mut out);
-        } else {
-            for c in 0..C {
-                let r = &rq[c / 8];
-                out[c] = crate::mac::rq_exact(acc[c], &[r[0][c % 8], r[1][c % 8], r[2][c % 8]], l.lo, l.hi);
+            let o = &mut out[c0..c0 + K];
+            if FAST {
+                crate::mac::rq_fast_doubled(&acc, &rq[c0 / 8..], l.lo, l.hi, o);
+            } else {
+                for c in 0..K {
+                    let r = &rq[(c0 + c) / 8];
+                    let j = (c0 + c) % 8;
+                    o[c] = crate::mac::rq_exact(acc[c], &[r[0][j], r[1][j], r[2][j]], l.lo, l.hi);
+                }
             }
         }
         crate::mac::put_bytes(&mut y, pos * C, &out);
@@ -546,9 +551,9 @@ mod tests {
                 let l = DwAny { n, w: &wt, bias: &folded, rq: &rq, zp, lo: -128, hi: 120 };
                 let mut y = std::vec![0i8; n * oh * ow * C];
                 if fast {
-                    dw_channels::<i8, _, G5, C, true>(&l, &x, &mut y[..], rev);
+                    dw_channels::<i8, _, G5, C, 8, true>(&l, &x, &mut y[..], rev);
                 } else {
-                    dw_channels::<i8, _, G5, C, false>(&l, &x, &mut y[..], rev);
+                    dw_channels::<i8, _, G5, C, 24, false>(&l, &x, &mut y[..], rev);
                 }
                 for b in 0..n {
                     for oy in 0..oh {

@@ -488,14 +488,35 @@ pub struct Gemm<'a> {
     pub hi: i32,
 }
 
-/// Writes `v` at elements `i..i + v.len()` of `y` (one bounds check, one copy).
+/// Writes `v` at elements `i..i + v.len()` of `y`: runs of 32, 16 and 8 bytes as unaligned
+/// stores of that constant size (never a call of `memcpy` for a few bytes), the rest byte
+/// by byte.
 #[inline(always)]
 #[allow(unsafe_code)]
 pub fn put_bytes<Y: Out8>(y: &mut Y, i: usize, v: &[i8]) {
-    let dst = y.span(i, v.len());
-    // SAFETY: `span` checked that `v.len()` bytes from `dst` are in bounds and writable;
-    // `v` is a separate local slice.
-    unsafe { core::ptr::copy_nonoverlapping(v.as_ptr() as *const u8, dst, v.len()) };
+    #[inline(always)]
+    fn store<Y: Out8, const N: usize>(y: &mut Y, i: usize, v: &[i8]) {
+        let a: [i8; N] = v.try_into().expect("N bytes");
+        let dst = y.span(i, N);
+        // SAFETY: `span` checked that `N` bytes from `dst` are in bounds and writable.
+        unsafe { core::ptr::write_unaligned(dst as *mut [i8; N], a) };
+    }
+    let mut k = 0;
+    while k + 32 <= v.len() {
+        store::<Y, 32>(y, i + k, &v[k..k + 32]);
+        k += 32;
+    }
+    if k + 16 <= v.len() {
+        store::<Y, 16>(y, i + k, &v[k..k + 16]);
+        k += 16;
+    }
+    if k + 8 <= v.len() {
+        store::<Y, 8>(y, i + k, &v[k..k + 8]);
+        k += 8;
+    }
+    for (j, &b) in v[k..].iter().enumerate() {
+        y.put(i + k + j, b);
+    }
 }
 
 /// `rq_fast` of the doubled accumulators `acc` into `out`, the constants in groups of 8
@@ -884,8 +905,8 @@ mod x86 {
                         core::array::from_fn(|c| super::rq_exact(v[c], &[r[0][c], r[1][c], r[2][c]], lo, hi))
                     };
                 }
-                let dst = y.span(pos[q] * cout + oc0, n);
-                core::ptr::copy_nonoverlapping(out.as_ptr() as *const u8, dst, n);
+                let bytes: &[i8] = out.as_flattened();
+                super::put_bytes(y, pos[q] * cout + oc0, &bytes[..n]);
             }
         }
     }
@@ -1304,13 +1325,15 @@ pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
     // On x86-64 with AVX2 (scratch for two pairs given, `XS_GROUPS`), whole groups of four
     // positions first (forwards) or last (backwards) through `quad`; the others by pairs.
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-    let pre = if xs.len() >= 2 * (2 * steps + 2) && npos >= 4 { quad_groups(l) } else { None };
+    let mut groups_buf = [const { core::mem::MaybeUninit::<Group>::uninit() }; QUAD_GROUPS];
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    let pre = if xs.len() >= 2 * (2 * steps + 2) && npos >= 4 { quad_groups(l, &mut groups_buf) } else { None };
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
     let quads = if pre.is_some() { npos / 4 } else { 0 };
     #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
     let quads = 0;
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-    if let (false, Some(pre)) = (rev, &pre) {
+    if let (false, Some(pre)) = (rev, pre) {
         for i in 0..quads {
             quad::<R, Y, FAST, STEPS>(l, pre, rows, 4 * i, false, xs, &mut y);
         }
@@ -1380,7 +1403,7 @@ pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
             tile(2 * i, 2 * i + 1, &mut y);
         }
         #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-        if let Some(pre) = &pre {
+        if let Some(pre) = pre {
             for i in (0..quads).rev() {
                 quad::<R, Y, FAST, STEPS>(l, pre, rows, 4 * i, true, xs_all, &mut y);
             }
@@ -1400,7 +1423,7 @@ pub const XS_GROUPS: usize = 1;
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn quad<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, pre: &[([i32; 8], [[i32; 8]; 3])], rows: &mut R, p: usize, rev: bool, xs: &mut [u32], y: &mut Y) {
+fn quad<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, pre: &[Group], rows: &mut R, p: usize, rev: bool, xs: &mut [u32], y: &mut Y) {
     let steps = STEPS;
     let half = 2 * steps + 2;
     let (xa, xb) = xs[..2 * half].split_at_mut(half);
@@ -1435,19 +1458,26 @@ fn quad<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, pre: &
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
 const QUAD_GROUPS: usize = 64;
 
+/// The accumulator start and the requantization constants, lane by lane, of 8 channels.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+type Group = ([i32; 8], [[i32; 8]; 3]);
+
 /// Per group of 8 channels of `l`, the accumulator start and the requantization constants
-/// lane by lane (`[m; 8], [k; 8], [e; 8]`, or the exact form's), for [`quad`]; `None` past
-/// [`QUAD_GROUPS`] groups.
+/// lane by lane (`[m; 8], [k; 8], [e; 8]`, or the exact form's), for [`quad`], written into
+/// the first groups of `buf` (left uninitialized past them: no 8 KB clear or copy per call);
+/// `None` past [`QUAD_GROUPS`] groups.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
 #[inline(always)]
-fn quad_groups(l: &Gemm) -> Option<[([i32; 8], [[i32; 8]; 3]); QUAD_GROUPS]> {
+#[allow(unsafe_code)]
+fn quad_groups<'b>(l: &Gemm, buf: &'b mut [core::mem::MaybeUninit<Group>; QUAD_GROUPS]) -> Option<&'b [Group]> {
     let tiles = l.cout.div_ceil(4);
-    if tiles.div_ceil(2) > QUAD_GROUPS {
+    let n = tiles.div_ceil(2);
+    if n > QUAD_GROUPS {
         return None;
     }
-    let mut pre = [([0i32; 8], [[0i32; 8]; 3]); QUAD_GROUPS];
-    for (gi, g) in pre.iter_mut().enumerate().take(tiles.div_ceil(2)) {
+    for (gi, slot) in buf.iter_mut().enumerate().take(n) {
         let t = 2 * gi;
+        let mut g: Group = ([0; 8], [[0; 8]; 3]);
         for c in 0..8 {
             g.0[c] = l.bias[4 * (t + c / 4).min(tiles - 1) + c % 4];
             let r = l.rq[(4 * t + c).min(l.cout - 1)];
@@ -1455,8 +1485,11 @@ fn quad_groups(l: &Gemm) -> Option<[([i32; 8], [[i32; 8]; 3]); QUAD_GROUPS]> {
                 g.1[j][c] = r[j];
             }
         }
+        slot.write(g);
     }
-    Some(pre)
+    // SAFETY: the first `n` elements were all written just above; `MaybeUninit<T>` has the
+    // layout of `T`.
+    Some(unsafe { core::slice::from_raw_parts(buf.as_ptr() as *const Group, n) })
 }
 
 /// Tiles of 8 output channels x 1 position (few positions: fully connected layers).
