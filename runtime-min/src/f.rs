@@ -4,16 +4,11 @@
 /// Round half away from zero (C `roundf`), then convert with saturation.
 #[inline]
 pub fn round_to_i32(x: f32) -> i32 {
-    // `as` saturates and maps NaN to 0.
+    // `as` saturates and maps NaN to 0. Without branches (the same result), so that loops of
+    // it vectorize.
     let t = x as i32;
     let frac = x - t as f32;
-    if frac >= 0.5 {
-        t.saturating_add(1)
-    } else if frac <= -0.5 {
-        t.saturating_sub(1)
-    } else {
-        t
-    }
+    t.saturating_add((frac >= 0.5) as i32).saturating_sub((frac <= -0.5) as i32)
 }
 
 /// C `roundf` as a float (half away from zero).

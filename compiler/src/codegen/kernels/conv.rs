@@ -798,14 +798,15 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
             },
             quote! {
                 let mut patch = [0i16; STEPS * 2];
+                let mut row = [0.0f32; C];
                 for ky in ky0..ky1 {
                     let iy = (iy0 + (ky * DH) as isize) as usize;
                     for kx in kx0..kx1 {
                         let ix = (ix0 + (kx * DW) as isize) as usize;
-                        let xb = ((b * H + iy) * W + ix) * C;
-                        for ic in 0..C {
-                            let v = x0.get_f32(xb + ic);
-                            patch[(ky * KW + kx) * C + ic] = (#qexpr) as i16;
+                        x0.read_f32s(((b * H + iy) * W + ix) * C, &mut row);
+                        let dst = &mut patch[(ky * KW + kx) * C..(ky * KW + kx + 1) * C];
+                        for (d, &v) in dst.iter_mut().zip(&row) {
+                            *d = (#qexpr) as i16;
                         }
                     }
                 }
