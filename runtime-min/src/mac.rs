@@ -1329,13 +1329,15 @@ pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
     let pre = if xs.len() >= 2 * (2 * steps + 2) && npos >= 4 { quad_groups(l, &mut groups_buf) } else { None };
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-    let quads = if pre.is_some() { npos / 4 } else { 0 };
+    // The last group may be partial: its missing positions repeat the last one (computed
+    // twice, written twice with the same bytes after all of the group's reads).
+    let quads = if pre.is_some() { npos.div_ceil(4) } else { 0 };
     #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
     let quads = 0;
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
     if let (false, Some(pre)) = (rev, pre) {
         for i in 0..quads {
-            quad::<R, Y, FAST, STEPS>(l, pre, rows, 4 * i, false, xs, &mut y);
+            quad::<R, Y, FAST, STEPS>(l, pre, rows, 4 * i, npos, false, xs, &mut y);
         }
     }
     let xs_all = xs;
@@ -1388,15 +1390,16 @@ pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
     };
     let pairs = npos / 2;
     let first_pair = 2 * quads;
+    let odd = npos % 2 == 1 && 4 * quads < npos;
     if !rev {
         for i in first_pair..pairs {
             tile(2 * i, 2 * i + 1, &mut y);
         }
-        if npos % 2 == 1 {
+        if odd {
             tile(npos - 1, npos - 1, &mut y);
         }
     } else {
-        if npos % 2 == 1 {
+        if odd {
             tile(npos - 1, npos - 1, &mut y);
         }
         for i in (first_pair..pairs).rev() {
@@ -1405,7 +1408,7 @@ pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
         #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
         if let Some(pre) = pre {
             for i in (0..quads).rev() {
-                quad::<R, Y, FAST, STEPS>(l, pre, rows, 4 * i, true, xs_all, &mut y);
+                quad::<R, Y, FAST, STEPS>(l, pre, rows, 4 * i, npos, true, xs_all, &mut y);
             }
         }
     }
@@ -1418,25 +1421,26 @@ pub const XS_GROUPS: usize = 2;
 #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
 pub const XS_GROUPS: usize = 1;
 
-/// Positions `p..p + 4` of [`gemm_4x2`] on x86-64: the four rows expanded (two pairs; the
-/// pair order of the one-position-at-a-time direction), then every 8 channels at once.
+/// Positions `p..p + 4` of [`gemm_4x2`] on x86-64 (those past `npos` repeat the last): the
+/// four rows expanded (two pairs; the pair order of the one-position-at-a-time direction),
+/// then every 8 channels at once.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-fn quad<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, pre: &[Group], rows: &mut R, p: usize, rev: bool, xs: &mut [u32], y: &mut Y) {
+fn quad<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, pre: &[Group], rows: &mut R, p: usize, npos: usize, rev: bool, xs: &mut [u32], y: &mut Y) {
     let steps = STEPS;
     let half = 2 * steps + 2;
     let (xa, xb) = xs[..2 * half].split_at_mut(half);
+    let pos: [usize; 4] = core::array::from_fn(|q| (p + q).min(npos - 1));
     if rev {
-        rows.expand2(p + 2, p + 3, xb);
-        rows.expand2(p, p + 1, xa);
+        rows.expand2(pos[2], pos[3], xb);
+        rows.expand2(pos[0], pos[1], xa);
     } else {
-        rows.expand2(p, p + 1, xa);
-        rows.expand2(p + 2, p + 3, xb);
+        rows.expand2(pos[0], pos[1], xa);
+        rows.expand2(pos[2], pos[3], xb);
     }
     let tiles = l.cout.div_ceil(4);
     let tile = |t: usize| &l.w[t.min(tiles - 1) * steps * 16..];
-    let pos = [p, p + 1, p + 2, p + 3];
     let mut t = 0;
     // 16 channels at a time, then 8 (the last group possibly a lone 4-channel tile); group
     // `t / 2` of `pre` holds the bias and requantization of channels `4t..4t + 8`.
