@@ -218,7 +218,70 @@ pub struct Im2col<'a, B, G> {
     pub g: core::marker::PhantomData<G>,
 }
 
+impl<B: Byte, G: ConvGeom> Im2col<'_, B, G> {
+    /// Where window row `ky` of position `p` starts in the input, when that row is one
+    /// contiguous run of `4 * ceil(KW * C / 4)` values inside the input (no dilation).
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[inline(always)]
+    fn run(&self, p: usize, ky: usize) -> Option<usize> {
+        let (h, w, c) = (G::H, G::W, G::C);
+        let b = p / (G::OH * G::OW);
+        let iy = (p / G::OW % G::OH * G::SH) as isize - G::PAD_H as isize + (ky * G::DH) as isize;
+        let ix0 = (p % G::OW * G::SW) as isize - G::PAD_W as isize;
+        let inside = iy >= 0 && (iy as usize) < h && ix0 >= 0 && ix0 as usize + (G::KW - 1) * G::DW < w;
+        let s = ((b * h + iy.max(0) as usize) * w + ix0.max(0) as usize) * c;
+        (inside && G::DW == 1 && s + 4 * (G::KW * c).div_ceil(4) <= self.x.len()).then_some(s)
+    }
+}
+
 impl<B: Byte, G: ConvGeom> Rows for Im2col<'_, B, G> {
+    /// On x86-64 with AVX2: the window rows both positions read as contiguous runs are
+    /// expanded 8 values of each at a time (`PSHUFB` into the `SXTB16` pair order,
+    /// `PMOVSXBW`, the two positions' words interleaved by `PUNPCKLDQ`/`PUNPCKHDQ`); the
+    /// other rows as [`Rows::expand`] would.
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[inline(always)]
+    #[allow(unsafe_code)]
+    fn expand2(&mut self, p0: usize, p1: usize, out: &mut [u32]) {
+        use core::arch::x86_64::*;
+        let chunks = (G::KW * G::C).div_ceil(4);
+        let rows: [[Option<usize>; 2]; 64] = core::array::from_fn(|ky| if ky < G::KH { [self.run(p0, ky), self.run(p1, ky)] } else { [None, None] });
+        if G::KH > 64 || rows[..G::KH].iter().any(|r| r[0].is_none() || r[1].is_none()) {
+            self.expand::<2>(p0, out);
+            self.expand::<2>(p1, &mut out[1..]);
+            return;
+        }
+        let out = &mut out[..G::KH * chunks * 4];
+        let x = &self.x[..];
+        for (ky, o) in out.chunks_exact_mut(chunks * 4).enumerate() {
+            let [Some(s0), Some(s1)] = rows[ky] else { unreachable!() };
+            let (r0, r1) = (&x[s0..s0 + 4 * chunks], &x[s1..s1 + 4 * chunks]);
+            let pairs = chunks / 2;
+            // SAFETY: each 8-byte load reads `r0`/`r1` at `8 * j` with `8 * j + 8 <= 4 *
+            // chunks` (checked by the slicing above); each 16-byte store writes `o` at
+            // `8 * j..8 * j + 8` words within its `4 * chunks` (asserted by the slice).
+            unsafe {
+                let order = _mm_setr_epi8(0, 2, 1, 3, 4, 6, 5, 7, -1, -1, -1, -1, -1, -1, -1, -1);
+                let o = &mut o[..8 * pairs];
+                for j in 0..pairs {
+                    let v0 = _mm_loadl_epi64(r0.as_ptr().add(8 * j) as *const __m128i);
+                    let v1 = _mm_loadl_epi64(r1.as_ptr().add(8 * j) as *const __m128i);
+                    let w0 = _mm_cvtepi8_epi16(_mm_shuffle_epi8(v0, order));
+                    let w1 = _mm_cvtepi8_epi16(_mm_shuffle_epi8(v1, order));
+                    let dst = o.as_mut_ptr().add(8 * j) as *mut __m128i;
+                    _mm_storeu_si128(dst, _mm_unpacklo_epi32(w0, w1));
+                    _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi32(w0, w1));
+                }
+            }
+            if chunks % 2 == 1 {
+                let j = chunks - 1;
+                let (a0, b0) = sxtb16x2(word4(&r0[4 * j..4 * j + 4]));
+                let (a1, b1) = sxtb16x2(word4(&r1[4 * j..4 * j + 4]));
+                o[4 * j..4 * j + 4].copy_from_slice(&[a0, a1, b0, b1]);
+            }
+        }
+    }
+
     #[inline(always)]
     fn expand<const S: usize>(&mut self, p: usize, out: &mut [u32]) {
         let (h, w, c) = (G::H, G::W, G::C);
@@ -1867,6 +1930,45 @@ pub(crate) mod tests {
                 let sb = crate::q::mbqm((b[i] as i32 + p.off2) << 20, p.m2, p.s2);
                 let want = crate::q::clamp(crate::q::mbqm(sa.wrapping_add(sb), p.mo, p.so).wrapping_add(p.zp), p.lo, p.hi) as i8;
                 assert_eq!(y[i], want, "round {round} element {i}");
+            }
+        }
+    }
+
+    struct G3;
+    impl ConvGeom for G3 {
+        const H: usize = 6;
+        const W: usize = 7;
+        const C: usize = 6;
+        const OH: usize = 6;
+        const OW: usize = 7;
+        const KH: usize = 3;
+        const KW: usize = 3;
+        const SH: usize = 1;
+        const SW: usize = 1;
+        const DH: usize = 1;
+        const DW: usize = 1;
+        const PAD_H: usize = 1;
+        const PAD_W: usize = 1;
+    }
+
+    /// `Im2col::expand2` (on x86-64 with AVX2 its vector path for windows inside the input)
+    /// writes what two `expand::<2>` calls write, for every pair of positions, padded
+    /// windows included (an odd number of 4-value chunks per window row: 18 values, 5 chunks).
+    #[test]
+    fn im2col_expand2_matches_expand() {
+        let mut next = rng(0x1a2b_3c4d_5e6f_7081);
+        let x: std::vec::Vec<i8> = (0..2 * 6 * 7 * 6).map(|_| next() as i8).collect();
+        let words = 3 * 5 * 2 * 2 + 2;
+        let npos = 2 * 6 * 7;
+        for p0 in 0..npos {
+            for p1 in [p0, (p0 + 1).min(npos - 1), (p0 + 9) % npos] {
+                let mut a = Im2col::<i8, G3> { x: &x, zp: -3, g: core::marker::PhantomData };
+                let mut got = std::vec![0u32; words];
+                a.expand2(p0, p1, &mut got);
+                let mut want = std::vec![0u32; words];
+                a.expand::<2>(p0, &mut want);
+                a.expand::<2>(p1, &mut want[1..]);
+                assert_eq!(got, want, "positions {p0} {p1}");
             }
         }
     }
