@@ -105,6 +105,44 @@ fn word4<B: Byte>(c: &[B]) -> u32 {
     u32::from_le_bytes([c[0].byte(), c[1].byte(), c[2].byte(), c[3].byte()])
 }
 
+/// Two positions' rows of int8 values (`r0`, `r1`, of one length; a last chunk of fewer than
+/// 4 values is zero-filled) as [`Rows::expand2`] writes them: per chunk of 4 values, the
+/// `SXTB16` pair words of position 0 and 1 interleaved (`A0 A1 B0 B1`), `o` holding 4 words
+/// per chunk. On x86-64 with AVX2, 8 values of each row per step (`PSHUFB` into the pair
+/// order, `PMOVSXBW`, `PUNPCKLDQ`/`PUNPCKHDQ`).
+#[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+#[inline(always)]
+#[allow(unsafe_code)]
+fn expand2_runs<B: Byte>(r0: &[B], r1: &[B], o: &mut [u32]) {
+    use core::arch::x86_64::*;
+    let k = r0.len();
+    let r1 = &r1[..k];
+    let chunks = k.div_ceil(4);
+    let o = &mut o[..4 * chunks];
+    let full = k / 8;
+    // SAFETY: each 8-byte load reads `r0`/`r1` at `8 * j` with `8 * j + 8 <= k`; each pair of
+    // 16-byte stores writes words `8 * j..8 * j + 8` of `o`, within its `4 * chunks` words
+    // (`8 * j + 8 <= k <= 4 * chunks`).
+    unsafe {
+        let order = _mm_setr_epi8(0, 2, 1, 3, 4, 6, 5, 7, -1, -1, -1, -1, -1, -1, -1, -1);
+        for j in 0..full {
+            let v0 = _mm_loadl_epi64(r0.as_ptr().add(8 * j) as *const __m128i);
+            let v1 = _mm_loadl_epi64(r1.as_ptr().add(8 * j) as *const __m128i);
+            let w0 = _mm_cvtepi8_epi16(_mm_shuffle_epi8(v0, order));
+            let w1 = _mm_cvtepi8_epi16(_mm_shuffle_epi8(v1, order));
+            let dst = o.as_mut_ptr().add(8 * j) as *mut __m128i;
+            _mm_storeu_si128(dst, _mm_unpacklo_epi32(w0, w1));
+            _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi32(w0, w1));
+        }
+    }
+    for j in 2 * full..chunks {
+        let g = |r: &[B], t: usize| if t < k { r[t].byte() as i8 } else { 0 };
+        let (a0, b0) = pairs4(g(r0, 4 * j), g(r0, 4 * j + 1), g(r0, 4 * j + 2), g(r0, 4 * j + 3));
+        let (a1, b1) = pairs4(g(r1, 4 * j), g(r1, 4 * j + 1), g(r1, 4 * j + 2), g(r1, 4 * j + 3));
+        o[4 * j..4 * j + 4].copy_from_slice(&[a0, a1, b0, b1]);
+    }
+}
+
 /// The two pair words of one little-endian word of four int8 values:
 /// `SXTB16 w` and `SXTB16 w, ROR #8`.
 #[inline(always)]
@@ -179,6 +217,14 @@ pub struct Dense<'a, B> {
 }
 
 impl<B: Byte> Rows for Dense<'_, B> {
+    /// On x86-64 with AVX2: both rows 8 values at a time ([`expand2_runs`]).
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    #[inline(always)]
+    fn expand2(&mut self, p0: usize, p1: usize, out: &mut [u32]) {
+        let k = self.k;
+        expand2_runs(&self.x[p0 * k..(p0 + 1) * k], &self.x[p1 * k..(p1 + 1) * k], out);
+    }
+
     #[inline(always)]
     fn expand<const S: usize>(&mut self, p: usize, out: &mut [u32]) {
         expand_from::<B, S>(&self.x[p * self.k..(p + 1) * self.k], out);
@@ -255,30 +301,7 @@ impl<B: Byte, G: ConvGeom> Rows for Im2col<'_, B, G> {
         let x = &self.x[..];
         for (ky, o) in out.chunks_exact_mut(chunks * 4).enumerate() {
             let [Some(s0), Some(s1)] = rows[ky] else { unreachable!() };
-            let (r0, r1) = (&x[s0..s0 + 4 * chunks], &x[s1..s1 + 4 * chunks]);
-            let pairs = chunks / 2;
-            // SAFETY: each 8-byte load reads `r0`/`r1` at `8 * j` with `8 * j + 8 <= 4 *
-            // chunks` (checked by the slicing above); each 16-byte store writes `o` at
-            // `8 * j..8 * j + 8` words within its `4 * chunks` (asserted by the slice).
-            unsafe {
-                let order = _mm_setr_epi8(0, 2, 1, 3, 4, 6, 5, 7, -1, -1, -1, -1, -1, -1, -1, -1);
-                let o = &mut o[..8 * pairs];
-                for j in 0..pairs {
-                    let v0 = _mm_loadl_epi64(r0.as_ptr().add(8 * j) as *const __m128i);
-                    let v1 = _mm_loadl_epi64(r1.as_ptr().add(8 * j) as *const __m128i);
-                    let w0 = _mm_cvtepi8_epi16(_mm_shuffle_epi8(v0, order));
-                    let w1 = _mm_cvtepi8_epi16(_mm_shuffle_epi8(v1, order));
-                    let dst = o.as_mut_ptr().add(8 * j) as *mut __m128i;
-                    _mm_storeu_si128(dst, _mm_unpacklo_epi32(w0, w1));
-                    _mm_storeu_si128(dst.add(1), _mm_unpackhi_epi32(w0, w1));
-                }
-            }
-            if chunks % 2 == 1 {
-                let j = chunks - 1;
-                let (a0, b0) = sxtb16x2(word4(&r0[4 * j..4 * j + 4]));
-                let (a1, b1) = sxtb16x2(word4(&r1[4 * j..4 * j + 4]));
-                o[4 * j..4 * j + 4].copy_from_slice(&[a0, a1, b0, b1]);
-            }
+            expand2_runs(&x[s0..s0 + 4 * chunks], &x[s1..s1 + 4 * chunks], o);
         }
     }
 
@@ -1951,8 +1974,8 @@ pub(crate) mod tests {
         const PAD_W: usize = 1;
     }
 
-    /// `Im2col::expand2` (on x86-64 with AVX2 its vector path for windows inside the input)
-    /// writes what two `expand::<2>` calls write, for every pair of positions, padded
+    /// `Im2col::expand2` and `Dense::expand2` (on x86-64 with AVX2 their vector paths) write
+    /// what two `expand::<2>` calls write, for every pair of positions, padded
     /// windows included (an odd number of 4-value chunks per window row: 18 values, 5 chunks).
     #[test]
     fn im2col_expand2_matches_expand() {
@@ -1969,6 +1992,20 @@ pub(crate) mod tests {
                 a.expand::<2>(p0, &mut want);
                 a.expand::<2>(p1, &mut want[1..]);
                 assert_eq!(got, want, "positions {p0} {p1}");
+            }
+        }
+        // Dense rows of lengths with whole, partial and no 8-value steps.
+        for k in [3usize, 8, 13, 21, 40] {
+            let x: std::vec::Vec<i8> = (0..5 * k).map(|_| next() as i8).collect();
+            let w = 2 * k.div_ceil(4) * 2 + 2;
+            for (p0, p1) in [(0, 1), (2, 4), (3, 3)] {
+                let mut d = Dense { x: &x[..], k };
+                let mut got = std::vec![0u32; w];
+                d.expand2(p0, p1, &mut got);
+                let mut want = std::vec![0u32; w];
+                d.expand::<2>(p0, &mut want);
+                d.expand::<2>(p1, &mut want[1..]);
+                assert_eq!(got, want, "dense k {k} positions {p0} {p1}");
             }
         }
     }
