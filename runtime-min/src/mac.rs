@@ -287,9 +287,7 @@ impl<B: Byte, G: ConvGeom> Rows for Im2col<'_, B, G> {
     /// other rows as [`Rows::expand`] would.
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
     #[inline(always)]
-    #[allow(unsafe_code)]
     fn expand2(&mut self, p0: usize, p1: usize, out: &mut [u32]) {
-        use core::arch::x86_64::*;
         let chunks = (G::KW * G::C).div_ceil(4);
         let rows: [[Option<usize>; 2]; 64] = core::array::from_fn(|ky| if ky < G::KH { [self.run(p0, ky), self.run(p1, ky)] } else { [None, None] });
         if G::KH > 64 || rows[..G::KH].iter().any(|r| r[0].is_none() || r[1].is_none()) {
@@ -839,7 +837,7 @@ fn mac_8x1(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
 /// on 4 lanes (int8-derived operands: no pair sum can overflow).
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_code)]
-mod x86 {
+pub(crate) mod x86 {
     use core::arch::x86_64::*;
 
     #[inline(always)]
@@ -860,6 +858,7 @@ mod x86 {
         // SSE2/AVX2 are enabled by the cfg that selects each branch.
         unsafe {
             let wp = w.as_ptr();
+            #[allow(unused_assignments)]
             let (mut a0, mut a1) = (_mm_setzero_si128(), _mm_setzero_si128());
             #[allow(unused_mut)]
             let mut s = 0;
