@@ -235,6 +235,17 @@ impl CellsSet for [Cell<u8>] {
     fn set_i8(&self, i: usize, v: i8) {
         self[i].set(v as u8);
     }
+    /// One bounds check for the whole run, not one per element.
+    #[inline(always)]
+    fn write_f32s(&self, i: usize, src: &[f32]) {
+        for (d, v) in self[4 * i..4 * (i + src.len())].chunks_exact(4).zip(src) {
+            let b = v.to_le_bytes();
+            d[0].set(b[0]);
+            d[1].set(b[1]);
+            d[2].set(b[2]);
+            d[3].set(b[3]);
+        }
+    }
     #[inline(always)]
     fn set_f32(&self, i: usize, v: f32) {
         put(self, i, v.to_le_bytes());

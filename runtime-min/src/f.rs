@@ -11,6 +11,19 @@ pub fn round_to_i32(x: f32) -> i32 {
     t.saturating_add((frac >= 0.5) as i32).saturating_sub((frac <= -0.5) as i32)
 }
 
+/// `clamp(round_to_i32(x), lo, hi)` for integral bounds `lo <= 0 <= hi` within +-2^24
+/// (NaN gives `clamp(0)`, as there): the value clamped in float first, so that the
+/// conversion is a plain truncation, which vectorizes (the saturating `as` does not).
+#[inline(always)]
+#[allow(unsafe_code)]
+pub fn round_clamp(x: f32, lo: i32, hi: i32) -> i32 {
+    let c = if x.is_nan() { 0.0 } else { x.max(lo as f32).min(hi as f32) };
+    // SAFETY: `c` is finite and within `lo..=hi`, which `i32` represents.
+    let t = unsafe { c.to_int_unchecked::<i32>() };
+    let frac = c - t as f32;
+    t + (frac >= 0.5) as i32 - (frac <= -0.5) as i32
+}
+
 /// C `roundf` as a float (half away from zero).
 #[inline]
 pub fn round(x: f32) -> f32 {
@@ -177,6 +190,25 @@ pub fn gemv<const N: usize>(x: &[f32], w: &[u8], mut out: impl FnMut(usize, f32)
 mod tests {
     extern crate std;
     use super::*;
+
+    #[test]
+    fn round_clamp_is_clamped_round() {
+        let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN, 0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 126.5, 127.5, -127.5, -128.5, 128.0, -129.0, 2.5e9, -2.5e9, 0.49999997, -0.49999997];
+        let mut s = 0x1234_5678u32;
+        let mut vals: std::vec::Vec<f32> = specials.to_vec();
+        for _ in 0..200_000 {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            vals.push((s as i32) as f32 / 8_388_608.0 * 300.0);
+            vals.push(f32::from_bits(s));
+        }
+        for &(lo, hi) in &[(-128, 127), (-127, 127), (0, 255), (-32768, 32767)] {
+            for &x in &vals {
+                assert_eq!(round_clamp(x, lo, hi), crate::q::clamp(round_to_i32(x), lo, hi), "x {x} lo {lo} hi {hi}");
+            }
+        }
+    }
 
     #[test]
     fn exp_is_accurate() {

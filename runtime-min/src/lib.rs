@@ -9,8 +9,9 @@
 //! * [`dw`]: the fast int8 3x3 depthwise convolution.
 //! * [`small`]: the compact int8 convolution routine shared by a model's layers.
 //!
-//! `no_std`, no dependencies; `unsafe` only for the `asm!` blocks of [`mac`] and [`dw`] (each with
-//! its SAFETY argument).
+//! `no_std`, no dependencies; `unsafe` only for the `asm!` blocks and the x86-64 vector
+//! intrinsics of [`mac`] and [`dw`], and one range-checked float truncation in [`f`] (each
+//! with its SAFETY argument).
 #![no_std]
 #![deny(unsafe_code)]
 

@@ -746,14 +746,14 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
         const_bytes += 4 * cout;
         (
             quote!(let (inv, sf, zp) = asym(lo, hi);),
-            quote!(::microgen_rt::q::clamp(::microgen_rt::f::round_to_i32(zp as f32 + v * inv), -128, 127) - zp),
+            quote!(::microgen_rt::f::round_clamp(zp as f32 + v * inv, -128, 127) - zp),
             quote!(acc as f32 * #s_id[oc] * sf),
         )
     } else {
         let fs = lit::f32(wq.scale());
         (
             quote!(let (inv, sf) = sym(lo, hi); let scale = sf * #fs;),
-            quote!(::microgen_rt::q::clamp(::microgen_rt::f::round_to_i32(v * inv), -127, 127)),
+            quote!(::microgen_rt::f::round_clamp(v * inv, -127, 127)),
             quote!(acc as f32 * scale),
         )
     };

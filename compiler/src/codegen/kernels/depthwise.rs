@@ -245,7 +245,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                             for kx in kx0..kx1 {
                                 let ix = (ix0 + (kx * DW) as isize) as usize;
                                 let v = x0.get_f32(((b * H + iy) * W + ix) * C + ic);
-                                let q = ::microgen_rt::q::clamp(::microgen_rt::f::round_to_i32(zp as f32 + v * inv), -128, 127) - zp;
+                                let q = ::microgen_rt::f::round_clamp(zp as f32 + v * inv, -128, 127) - zp;
                                 acc = acc.wrapping_add(q * (#w_id[(ky * KW + kx) * COUT + oc] as i8 as i32));
                             }
                         }

@@ -178,19 +178,33 @@ pub fn depthwise(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, d
         &quote!(COUT),
         quote!(),
         quote! {
-            let _ = full;
             for j in #blocks {
                 let mut acc = [0.0f32; CB];
-                for ky in ky0..ky1 {
-                    let iy = (iy0 + (ky * DH) as isize) as usize;
-                    for kx in kx0..kx1 {
-                        let ix = (ix0 + (kx * DW) as isize) as usize;
-                        let mut xv = [0.0f32; CB];
-                        x0.read_f32s(((b * H + iy) * W + ix) * C + j * CB, &mut xv);
-                        let mut wv = [0.0f32; CB];
-                        #w_id[..].read_f32s((ky * KW + kx) * COUT + j * CB, &mut wv);
-                        for q in 0..CB {
-                            acc[q] += xv[q] * wv[q];
+                #[inline(always)]
+                fn tap(acc: &mut [f32; CB], x0: &(impl ::microgen_rt::buf::F32s + ?Sized), w: &[u8], xi: usize, wi: usize) {
+                    let mut xv = [0.0f32; CB];
+                    x0.read_f32s(xi, &mut xv);
+                    let mut wv = [0.0f32; CB];
+                    w.read_f32s(wi, &mut wv);
+                    for q in 0..CB {
+                        acc[q] += xv[q] * wv[q];
+                    }
+                }
+                if full {
+                    // The whole window: constant bounds, the taps unrolled.
+                    for ky in 0..KH {
+                        let iy = (iy0 + (ky * DH) as isize) as usize;
+                        for kx in 0..KW {
+                            let ix = (ix0 + (kx * DW) as isize) as usize;
+                            tap(&mut acc, x0, &#w_id[..], ((b * H + iy) * W + ix) * C + j * CB, (ky * KW + kx) * COUT + j * CB);
+                        }
+                    }
+                } else {
+                    for ky in ky0..ky1 {
+                        let iy = (iy0 + (ky * DH) as isize) as usize;
+                        for kx in kx0..kx1 {
+                            let ix = (ix0 + (kx * DW) as isize) as usize;
+                            tap(&mut acc, x0, &#w_id[..], ((b * H + iy) * W + ix) * C + j * CB, (ky * KW + kx) * COUT + j * CB);
                         }
                     }
                 }

@@ -332,7 +332,7 @@ fn emit_hybrid(ctx: &KernelCtx, wdata: &[u8], bias: Option<&crate::ir::Tensor>, 
                 }
             },
             quote!(let (inv, sf, zp) = asym(lo, hi);),
-            quote!(::microgen_rt::q::clamp(::microgen_rt::f::round_to_i32(zp as f32 + v * inv), -128, 127)),
+            quote!(::microgen_rt::f::round_clamp(zp as f32 + v * inv, -128, 127)),
         )
     } else {
         (
@@ -348,7 +348,7 @@ fn emit_hybrid(ctx: &KernelCtx, wdata: &[u8], bias: Option<&crate::ir::Tensor>, 
                 }
             },
             quote!(let (inv, sf, zp) = sym(lo, hi);),
-            quote!(::microgen_rt::q::clamp(::microgen_rt::f::round_to_i32(v * inv), -127, 127)),
+            quote!(::microgen_rt::f::round_clamp(v * inv, -127, 127)),
         )
     };
     // The scale of output `oc`: input scale times the weight scale (per channel, or folded
