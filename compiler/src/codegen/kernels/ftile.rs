@@ -85,9 +85,7 @@ pub fn conv(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, doc: S
         } else {
             quote!(true)
         };
-        quote! {
-            let (b, oy, ox) = (pos / (OH * OW), (pos / OW) % OH, pos % OW);
-            let (iy0, ix0) = ((oy * SH) as isize - PAD_H, (ox * SW) as isize - PAD_W);
+        let taps = quote! {
             for ky in 0..KH {
                 let iy = iy0 + (ky * DH) as isize;
                 for kx in 0..KW {
@@ -99,6 +97,32 @@ pub fn conv(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, doc: S
                         dst.fill(0.0);
                     }
                 }
+            }
+        };
+        if g.dw == 1 && g.kw > 1 {
+            // Undilated columns: a window row inside the input is one run of `KW * C` values.
+            let full = if g.partial {
+                quote!(iy0 >= 0 && ix0 >= 0 && (iy0 as usize) + (KH - 1) * DH < H && (ix0 as usize) + KW - 1 < W)
+            } else {
+                quote!(true)
+            };
+            quote! {
+                let (b, oy, ox) = (pos / (OH * OW), (pos / OW) % OH, pos % OW);
+                let (iy0, ix0) = ((oy * SH) as isize - PAD_H, (ox * SW) as isize - PAD_W);
+                if #full {
+                    for ky in 0..KH {
+                        let iy = (iy0 + (ky * DH) as isize) as usize;
+                        x0.read_f32s(((b * H + iy) * W + ix0 as usize) * C, &mut win[p][ky * KW * C..(ky + 1) * KW * C]);
+                    }
+                } else {
+                    #taps
+                }
+            }
+        } else {
+            quote! {
+                let (b, oy, ox) = (pos / (OH * OW), (pos / OW) % OH, pos % OW);
+                let (iy0, ix0) = ((oy * SH) as isize - PAD_H, (ox * SW) as isize - PAD_W);
+                #taps
             }
         }
     };
