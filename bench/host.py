@@ -13,7 +13,9 @@ systems run in this one process tree on the same machine, alternating, for R rou
             default target features) times N calls of `predict` after N warm-up calls;
   litert:   ai_edge_litert.interpreter.Interpreter(num_threads=1), its default op resolver
             (XNNPACK delegate applied by default), N timed `invoke()` after N warm-ups.
-A round's figure is the median of its N calls; the reported figure is the median over rounds.
+A round's figure is the median of its N calls; the reported figure is the median over rounds
+(the criterion), beside each system's fastest single call over all rounds (the figure least
+disturbed by other load on a shared machine).
 Run with the project's venv (tools/reference/setup.sh creates .venv-ref).
 """
 import argparse
@@ -48,20 +50,22 @@ def litert_latency(model, sample, iters):
         t = time.perf_counter_ns()
         it.invoke()
         ns.append(time.perf_counter_ns() - t)
-    return statistics.median(ns)
+    return statistics.median(ns), min(ns)
 
 
 def microgen_latency(model, sample_path, iters):
     out = subprocess.run([MICROGEN, "bench", model, "--input", sample_path, "--iters", str(iters), "--json"],
                          check=True, capture_output=True, text=True)
-    return json.loads(out.stdout)["median_ns"]
+    j = json.loads(out.stdout)
+    return j["median_ns"], j["min_ns"]
 
 
 def table(res):
     lines = [f"Host: {res['cpu']} ({res['machine']}), one thread, {res['iters']} timed calls x {res['rounds']} rounds, median.", "",
-             "| model | microgen (us) | ai-edge-litert (us) | microgen / litert |", "|---|--:|--:|--:|"]
+             "| model | microgen (us) | ai-edge-litert (us) | microgen / litert | fastest call: microgen / litert (us) |", "|---|--:|--:|--:|--:|"]
     for r in res["rows"]:
-        lines.append(f"| {r['model']} | {r['microgen_us']:.1f} | {r['litert_us']:.1f} | {r['ratio']:.2f} |")
+        best = f"{r['microgen_min_us']:.1f} / {r['litert_min_us']:.1f} = {r['microgen_min_us'] / r['litert_min_us']:.2f}" if "microgen_min_us" in r else ""
+        lines.append(f"| {r['model']} | {r['microgen_us']:.1f} | {r['litert_us']:.1f} | {r['ratio']:.2f} | {best} |")
     return "\n".join(lines)
 
 
@@ -111,11 +115,16 @@ def main():
         subprocess.run([sys.executable, os.path.join(HERE, "gen_input.py"), info, sample_path], check=True)
         sample = open(sample_path, "rb").read()
         microgen_latency(m, sample_path, 1)  # builds the runner outside the timing
-        mg, lt = [], []
+        mg, lt, mg_min, lt_min = [], [], [], []
         for _ in range(a.rounds):
-            mg.append(microgen_latency(m, sample_path, a.iters))
-            lt.append(litert_latency(m, sample, a.iters))
+            med, lo = microgen_latency(m, sample_path, a.iters)
+            mg.append(med)
+            mg_min.append(lo)
+            med, lo = litert_latency(m, sample, a.iters)
+            lt.append(med)
+            lt_min.append(lo)
         r = {"model": stem, "microgen_us": statistics.median(mg) / 1000, "litert_us": statistics.median(lt) / 1000,
+             "microgen_min_us": min(mg_min) / 1000, "litert_min_us": min(lt_min) / 1000,
              "microgen_rounds_us": [x / 1000 for x in mg], "litert_rounds_us": [x / 1000 for x in lt]}
         r["ratio"] = r["microgen_us"] / r["litert_us"]
         print(f"host-bench: {stem}: microgen {r['microgen_us']:.1f} us, litert {r['litert_us']:.1f} us, ratio {r['ratio']:.2f}", file=sys.stderr)
