@@ -563,6 +563,10 @@ pub struct Gemm<'a> {
     pub cout: usize,
     /// Packed weights, tile after tile (4-byte aligned).
     pub w: &'a [u8],
+    /// `w` holds the x86-64 layout of int8 pairs in groups of 8 channels
+    /// (`[cout / 8][steps][8][2]`, not doubled; only with AVX2, for at most
+    /// [`QUAD_CHANNELS`] channels) instead of int16 pairs by tiles of 4.
+    pub w_i8: bool,
     /// Accumulator start per channel (padded to whole tiles).
     pub bias: &'a [i32],
     /// Requantization per channel: `(m, k, e)` for `rq_fast`, `(m, shift, zp)` otherwise.
@@ -932,14 +936,16 @@ pub(crate) mod x86 {
     /// Four positions (pair words interleaved two by two: `xa` positions 0 and 1, `xb`
     /// positions 2 and 3, as `expand2` writes them) by `G` groups of 8 channels, each group
     /// two 4-channel tiles (`ws[g]`: `steps * 16` bytes each; the same tile twice for a
-    /// last odd one): per step the four broadcast inputs serve every group and each weight
-    /// load the four positions. Then the bias, the doubled-accumulator requantization
-    /// (`rq_fast`) on 8 lanes (or `rq_exact` per lane), and per position the `n` (at most
-    /// `8 * G`) bytes from channel `oc0` on.
+    /// last odd one) or, with `I8`, one tile of 8 channels' int8 pairs (`ws[g].0`, `steps *
+    /// 16` bytes, sign-extended on load; not doubled, so the sum is doubled at the end for
+    /// `FAST`, from half the bias): per step the four broadcast inputs serve every group and
+    /// each weight load the four positions. Then the bias, the doubled-accumulator
+    /// requantization (`rq_fast`) on 8 lanes (or `rq_exact` per lane), and per position the
+    /// `n` (at most `8 * G`) bytes from channel `oc0` on.
     #[cfg(target_feature = "avx2")]
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    pub fn quad<Y: super::Out8, const FAST: bool, const G: usize>(
+    pub fn quad<Y: super::Out8, const FAST: bool, const I8: bool, const G: usize>(
         xa: &[u32],
         xb: &[u32],
         ws: [(&[u8], &[u8]); G],
@@ -970,7 +976,11 @@ pub(crate) mod x86 {
                     _mm256_set1_epi32(*xb.get_unchecked(2 * s + 1) as i32),
                 ];
                 for g in 0..G {
-                    let w = _mm256_loadu2_m128i(ws[g].1.as_ptr().add(16 * s) as *const __m128i, ws[g].0.as_ptr().add(16 * s) as *const __m128i);
+                    let w = if I8 {
+                        _mm256_cvtepi8_epi16(_mm_loadu_si128(ws[g].0.as_ptr().add(16 * s) as *const __m128i))
+                    } else {
+                        _mm256_loadu2_m128i(ws[g].1.as_ptr().add(16 * s) as *const __m128i, ws[g].0.as_ptr().add(16 * s) as *const __m128i)
+                    };
                     for q in 0..4 {
                         a[q][g] = _mm256_add_epi32(a[q][g], _mm256_madd_epi16(xv[q], w));
                     }
@@ -979,7 +989,7 @@ pub(crate) mod x86 {
             let mut out = [[0i8; 8]; G];
             for (q, aq) in a.iter().enumerate() {
                 for g in 0..G {
-                    let acc = aq[g];
+                    let acc = if I8 && FAST { _mm256_add_epi32(aq[g], aq[g]) } else { aq[g] };
                     let r = &rq[g];
                     out[g] = if FAST {
                         let ld = |v: &[i32; 8]| _mm256_loadu_si256(v.as_ptr() as *const __m256i);
@@ -1412,7 +1422,10 @@ pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
     let mut groups_buf = [const { core::mem::MaybeUninit::<Group>::uninit() }; QUAD_GROUPS];
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-    let pre = if xs.len() >= 2 * (2 * steps + 2) && npos >= 4 { quad_groups(l, &mut groups_buf) } else { None };
+    let pre = if xs.len() >= 2 * (2 * steps + 2) && (npos >= 4 || l.w_i8) { quad_groups(l, FAST && l.w_i8, &mut groups_buf) } else { None };
+    // The int8 layout is only read 8 channels at a time, by `quad`.
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    assert!(pre.is_some() || !l.w_i8, "int8 weights need the 4-position groups");
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
     // The last group may be partial: its missing positions repeat the last one (computed
     // twice, written twice with the same bytes after all of the group's reads).
@@ -1427,7 +1440,8 @@ pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
     }
     let xs_all = xs;
     let xs = &mut xs_all[..2 * steps + 2];
-    let w = &l.w[..tiles * steps * 16];
+    // (The int8 layout, only read by `quad`, which took every position above.)
+    let w = &l.w[..if l.w_i8 { 0 } else { tiles * steps * 16 }];
     let (bias, rqs) = (&l.bias[..tiles * 4], &l.rq[..l.cout]);
     // Whole tiles of the full output range go through one `asm!` block on Cortex-M4/M7.
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
@@ -1526,26 +1540,40 @@ fn quad<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, pre: &
     }
     let tiles = l.cout.div_ceil(4);
     let tile = |t: usize| &l.w[t.min(tiles - 1) * steps * 16..];
+    // Group `t / 2` of the int8 layout: channels `4t..4t + 8`.
+    let group = |t: usize| &l.w[t / 2 * steps * 16..];
     let mut t = 0;
     // 16 channels at a time, then 8 (the last group possibly a lone 4-channel tile); group
     // `t / 2` of `pre` holds the bias and requantization of channels `4t..4t + 8`.
     while t + 4 <= tiles {
         let (g0, g1) = (&pre[t / 2], &pre[t / 2 + 1]);
         let n = (l.cout - 4 * t).min(16);
-        x86::quad::<Y, FAST, 2>(xa, xb, [(tile(t), tile(t + 1)), (tile(t + 2), tile(t + 3))], steps, [&g0.0, &g1.0], [&g0.1, &g1.1], l.lo, l.hi, pos, l.cout, 4 * t, n, y);
+        if l.w_i8 {
+            x86::quad::<Y, FAST, true, 2>(xa, xb, [(group(t), group(t)), (group(t + 2), group(t + 2))], steps, [&g0.0, &g1.0], [&g0.1, &g1.1], l.lo, l.hi, pos, l.cout, 4 * t, n, y);
+        } else {
+            x86::quad::<Y, FAST, false, 2>(xa, xb, [(tile(t), tile(t + 1)), (tile(t + 2), tile(t + 3))], steps, [&g0.0, &g1.0], [&g0.1, &g1.1], l.lo, l.hi, pos, l.cout, 4 * t, n, y);
+        }
         t += 4;
     }
     while t < tiles {
         let g0 = &pre[t / 2];
         let n = (l.cout - 4 * t).min(8);
-        x86::quad::<Y, FAST, 1>(xa, xb, [(tile(t), tile(t + 1))], steps, [&g0.0], [&g0.1], l.lo, l.hi, pos, l.cout, 4 * t, n, y);
+        if l.w_i8 {
+            x86::quad::<Y, FAST, true, 1>(xa, xb, [(group(t), group(t))], steps, [&g0.0], [&g0.1], l.lo, l.hi, pos, l.cout, 4 * t, n, y);
+        } else {
+            x86::quad::<Y, FAST, false, 1>(xa, xb, [(tile(t), tile(t + 1))], steps, [&g0.0], [&g0.1], l.lo, l.hi, pos, l.cout, 4 * t, n, y);
+        }
         t += 2;
     }
 }
 
-/// Groups of 8 channels [`quad`] can hold precomputed (up to 512 channels).
+/// Output channels [`gemm_4x2`] takes with int8 weights on x86-64 (`Gemm::w_i8`): the
+/// groups of 8 its 4-position kernel holds precomputed.
+pub const QUAD_CHANNELS: usize = 512;
+
+/// Groups of 8 channels [`quad`] can hold precomputed ([`QUAD_CHANNELS`]).
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-const QUAD_GROUPS: usize = 64;
+const QUAD_GROUPS: usize = QUAD_CHANNELS / 8;
 
 /// The accumulator start and the requantization constants, lane by lane, of 8 channels.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
@@ -1554,11 +1582,12 @@ type Group = ([i32; 8], [[i32; 8]; 3]);
 /// Per group of 8 channels of `l`, the accumulator start and the requantization constants
 /// lane by lane (`[m; 8], [k; 8], [e; 8]`, or the exact form's), for [`quad`], written into
 /// the first groups of `buf` (left uninitialized past them: no 8 KB clear or copy per call);
-/// `None` past [`QUAD_GROUPS`] groups.
+/// `None` past [`QUAD_GROUPS`] groups. With `half`, the start is half the (even, doubled)
+/// bias: undoubled int8 weights accumulate from it and the sum is doubled at the end.
 #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
 #[inline(always)]
 #[allow(unsafe_code)]
-fn quad_groups<'b>(l: &Gemm, buf: &'b mut [core::mem::MaybeUninit<Group>; QUAD_GROUPS]) -> Option<&'b [Group]> {
+fn quad_groups<'b>(l: &Gemm, half: bool, buf: &'b mut [core::mem::MaybeUninit<Group>; QUAD_GROUPS]) -> Option<&'b [Group]> {
     let tiles = l.cout.div_ceil(4);
     let n = tiles.div_ceil(2);
     if n > QUAD_GROUPS {
@@ -1568,7 +1597,8 @@ fn quad_groups<'b>(l: &Gemm, buf: &'b mut [core::mem::MaybeUninit<Group>; QUAD_G
         let t = 2 * gi;
         let mut g: Group = ([0; 8], [[0; 8]; 3]);
         for c in 0..8 {
-            g.0[c] = l.bias[4 * (t + c / 4).min(tiles - 1) + c % 4];
+            let b = l.bias[4 * (t + c / 4).min(tiles - 1) + c % 4];
+            g.0[c] = if half { b >> 1 } else { b };
             let r = l.rq[(4 * t + c).min(l.cout - 1)];
             for j in 0..3 {
                 g.1[j][c] = r[j];

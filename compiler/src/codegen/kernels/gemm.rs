@@ -39,6 +39,11 @@ pub struct Packed {
     pub steps: usize,
     pub tile: Tile,
     pub w: Vec<u8>,
+    /// For x86-64 with AVX2 (4x2 tiles of at most `microgen_rt::mac::QUAD_CHANNELS` output
+    /// channels, else empty): the same weights as int8 (not doubled), in groups of 8 channels
+    /// (`[cout / 8][steps][8 channels][2 inputs]`, zero past `cout`), half the bytes the host
+    /// streams from its caches; sign-extended on load.
+    pub w8: Vec<u8>,
     pub bias: Vec<i32>,
     pub rq: Vec<[i32; 3]>,
     /// Requantization with the doubled accumulator (`rq_fast`) rather than `rq_exact`.
@@ -136,6 +141,28 @@ pub fn pack(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>
             }
         }
     }
+    let w8: Vec<u8> = if tile == Tile::C4P2 && cout <= microgen_rt::mac::QUAD_CHANNELS {
+        let raw = |o: usize, i: usize| -> u8 {
+            match kmap(i) {
+                Some(i) if o < cout && i < k => w[o * k + i] as u8,
+                _ => 0,
+            }
+        };
+        let mut v = Vec::with_capacity(cout.div_ceil(8) * steps * 16);
+        for g in 0..cout.div_ceil(8) {
+            for s in 0..steps {
+                let (j, odd) = (s / 2, s % 2);
+                let (i0, i1) = (4 * j + odd, 4 * j + odd + 2);
+                for c in 0..8 {
+                    v.push(raw(8 * g + c, i0));
+                    v.push(raw(8 * g + c, i1));
+                }
+            }
+        }
+        v
+    } else {
+        Vec::new()
+    };
     let bias_p: Vec<i32> = (0..tiles * tc)
         .map(|o| {
             if o >= cout {
@@ -146,7 +173,7 @@ pub fn pack(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>
         })
         .collect();
     let rq = fast_rqs.unwrap_or_else(|| mults.iter().map(|&(m, shift)| [m, shift, out_zp]).collect());
-    Packed { steps, tile, w: words, bias: bias_p, rq, fast }
+    Packed { steps, tile, w: words, w8, bias: bias_p, rq, fast }
 }
 
 /// How the rows of the matrix product are read.
@@ -270,9 +297,27 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
     let bias = lit::i32s(&p.bias);
     let nr = lit::usize(p.rq.len());
     let rqs = p.rq.iter().map(|r| lit::i32s(r));
+    let x86 = quote!(all(target_arch = "x86_64", target_feature = "avx2"));
+    let wstatic = if p.w8.is_empty() {
+        quote! {
+            /// Weights packed for `microgen_rt::mac`: int16 pairs, tile by tile.
+            static #w_id: ::microgen_rt::mac::Align4<[u8; #wlen]> = ::microgen_rt::mac::Align4(#wbytes);
+        }
+    } else {
+        let w8len = lit::usize(p.w8.len());
+        let w8bytes = lit::bytes(&p.w8);
+        quote! {
+            /// Weights packed for `microgen_rt::mac`: int16 pairs, tile by tile.
+            #[cfg(not(#x86))]
+            static #w_id: ::microgen_rt::mac::Align4<[u8; #wlen]> = ::microgen_rt::mac::Align4(#wbytes);
+            /// The weights for x86-64 with AVX2: int8 pairs, 8 channels at a time.
+            #[cfg(#x86)]
+            static #w_id: ::microgen_rt::mac::Align4<[u8; #w8len]> = ::microgen_rt::mac::Align4(#w8bytes);
+        }
+    };
+    let w_i8 = if p.w8.is_empty() { quote!(false) } else { quote!(cfg!(#x86)) };
     let statics = quote! {
-        /// Weights packed for `microgen_rt::mac`: int16 pairs, tile by tile.
-        static #w_id: ::microgen_rt::mac::Align4<[u8; #wlen]> = ::microgen_rt::mac::Align4(#wbytes);
+        #wstatic
         /// Accumulator start per channel: bias with the input offset folded in.
         static #b_id: [i32; #nb] = #bias;
         /// Requantization per channel.
@@ -306,7 +351,7 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
         quote!(#func::<_, _, #fast, #steps>(&l, &mut #rows, #npos_l, y0, #rev, &mut xs);)
     };
     let body = quote! {
-        let l = ::microgen_rt::mac::Gemm { steps: #steps, cout: #cout, w: &#w_id.0, bias: &#b_id, rq: &#r_id, lo: #lo_l, hi: #hi_l };
+        let l = ::microgen_rt::mac::Gemm { steps: #steps, cout: #cout, w: &#w_id.0, w_i8: #w_i8, bias: &#b_id, rq: &#r_id, lo: #lo_l, hi: #hi_l };
         let mut xs = [0u32; #xs_len];
         #rows_decl
         #call
