@@ -12,11 +12,26 @@ pub fn round_to_i32(x: f32) -> i32 {
 }
 
 /// `clamp(round_to_i32(x), lo, hi)` for integral bounds `lo <= 0 <= hi` within +-2^24
-/// (NaN gives `clamp(0)`, as there): the value clamped in float first, so that the
-/// conversion is a plain truncation, which vectorizes (the saturating `as` does not).
+/// (NaN gives `clamp(0)`, as there). On x86-64 the value is clamped in float first, so that
+/// the conversion is a plain truncation, which vectorizes (the saturating `as` does not);
+/// elsewhere (a saturating conversion instruction, no vectors) the plain form.
 #[inline(always)]
 #[allow(unsafe_code)]
 pub fn round_clamp(x: f32, lo: i32, hi: i32) -> i32 {
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        crate::q::clamp(round_to_i32(x), lo, hi)
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        round_clamp_vec(x, lo, hi)
+    }
+}
+
+/// [`round_clamp`]'s x86-64 form (a test compares it with the plain one on every target).
+#[inline(always)]
+#[allow(unsafe_code, dead_code)]
+fn round_clamp_vec(x: f32, lo: i32, hi: i32) -> i32 {
     let c = if x.is_nan() { 0.0 } else { x.max(lo as f32).min(hi as f32) };
     // SAFETY: `c` is finite and within `lo..=hi`, which `i32` represents.
     let t = unsafe { c.to_int_unchecked::<i32>() };
@@ -192,7 +207,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn round_clamp_is_clamped_round() {
+    fn round_clamp_vec_is_clamped_round() {
         let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, f32::MAX, f32::MIN, 0.0, -0.0, 0.5, -0.5, 1.5, -1.5, 126.5, 127.5, -127.5, -128.5, 128.0, -129.0, 2.5e9, -2.5e9, 0.49999997, -0.49999997];
         let mut s = 0x1234_5678u32;
         let mut vals: std::vec::Vec<f32> = specials.to_vec();
@@ -205,7 +220,7 @@ mod tests {
         }
         for &(lo, hi) in &[(-128, 127), (-127, 127), (0, 255), (-32768, 32767)] {
             for &x in &vals {
-                assert_eq!(round_clamp(x, lo, hi), crate::q::clamp(round_to_i32(x), lo, hi), "x {x} lo {lo} hi {hi}");
+                assert_eq!(round_clamp_vec(x, lo, hi), crate::q::clamp(round_to_i32(x), lo, hi), "x {x} lo {lo} hi {hi}");
             }
         }
     }

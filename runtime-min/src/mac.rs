@@ -1441,7 +1441,10 @@ pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
     let xs_all = xs;
     let xs = &mut xs_all[..2 * steps + 2];
     // (The int8 layout, only read by `quad`, which took every position above.)
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
     let w = &l.w[..if l.w_i8 { 0 } else { tiles * steps * 16 }];
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+    let w = &l.w[..tiles * steps * 16];
     let (bias, rqs) = (&l.bias[..tiles * 4], &l.rq[..l.cout]);
     // Whole tiles of the full output range go through one `asm!` block on Cortex-M4/M7.
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
