@@ -8,7 +8,7 @@ Usage: bench/host.py [--iters N] [--rounds R] [--out FILE] [--markdown] [--updat
                and `<!-- host-table:end -->`
 
 Per model, one input sample (bench/gen_input.py, the pattern of the firmware benchmark). Both
-systems run in this one process tree on the same machine, alternating, for R rounds (default 5):
+systems run in this one process tree on the same machine, alternating, for R rounds (default 9, N default 200):
   microgen: `microgen bench` (the release runner of `microgen run`, opt-level 3, the host's
             default target features) times N calls of `predict` after N warm-up calls;
   litert:   ai_edge_litert.interpreter.Interpreter(num_threads=1), its default op resolver
@@ -81,8 +81,8 @@ def cpu_name():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--iters", type=int, default=100)
-    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--iters", type=int, default=200)
+    ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--out", default=os.path.join(HERE, "host.json"))
     ap.add_argument("--markdown", action="store_true")
     ap.add_argument("--update-readme")
