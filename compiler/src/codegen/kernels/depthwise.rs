@@ -4,7 +4,7 @@
 
 use super::super::{lit, Kernel, KernelCtx};
 use super::conv::{batch_minmax, bias, bias_f32, bias_i32, clamp_f32, conv_mults, f32_bytes, f32_values, geometry, hybrid_helpers, macs, product, requant_bytes, requant_out};
-use super::gemm::{self, acc_range, fast_rq, RowSource, Tile};
+use super::gemm::{self, RowSource, Tile};
 use super::strategy::{Est, Strategy};
 use super::super::Kernel as K;
 use crate::error::Result;
@@ -342,10 +342,7 @@ fn emit_channels(
 ) -> K {
     let cout = g.c;
     let taps = g.kh * g.kw;
-    let fast: Option<Vec<[i32; 3]>> =
-        (0..cout).map(|c| fast_rq(acc_range(bias[c], (0..taps).map(|t| wdata[t * cout + c] as i8), in_off), mults[c], out_zp, lo, hi)).collect();
-    let is_fast = fast.is_some();
-    let rq: Vec<[i32; 3]> = fast.unwrap_or_else(|| mults.iter().map(|&(m, s)| [m, s, out_zp]).collect());
+    let (is_fast, rq) = gemm::channel_rqs(cout, |c| (0..taps).map(move |t| wdata[t * cout + c] as i8), bias, in_off, mults, out_zp, lo, hi);
     let (w_id, b_id, r_id) = (ctx.ident("W"), ctx.ident("BF"), ctx.ident("RQ"));
     let (wlen, wbytes, co) = (lit::usize(taps * cout), lit::bytes(&wdata[..taps * cout]), lit::usize(cout));
     let folded_l = lit::i32s(folded);
@@ -420,11 +417,7 @@ fn emit_fast(
         return Ok(None);
     }
     let wv = |r: usize, k: usize, c: usize| wdata[(r * 3 + k) * cout + c] as i8 as i32;
-    let rqs: Option<Vec<[i32; 3]>> = (0..cout)
-        .map(|c| {
-            fast_rq(acc_range(bias[c], (0..9).map(|t| wv(t / 3, t % 3, c) as i8), in_off), mults[c], out_zp, lo, hi)
-        })
-        .collect();
+    let rqs = gemm::fast_rqs(cout, |c| (0..9).map(move |t| wv(t / 3, t % 3, c) as i8), bias, in_off, mults, out_zp, lo, hi);
     let pw = microgen_rt::dw::plane_width(g.w, g.ow, g.sh, g.pad_w);
     let Some(rqs) = rqs else { return Ok(None) };
     if 3 * pw * 2 > 4095 || (g.ow / 2) * 4 * g.sh > 4095 || 2 * cout > 4095 {

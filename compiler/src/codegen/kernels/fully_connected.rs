@@ -456,11 +456,7 @@ fn emit_channels(
 ) -> Kernel {
     let cout = bias.len();
     let (steps, tiles) = (depth.div_ceil(2), cout.div_ceil(8));
-    let fast: Option<Vec<[i32; 3]>> = (0..cout)
-        .map(|o| gemm::fast_rq(gemm::acc_range(bias[o], w[o * depth..(o + 1) * depth].iter().map(|&v| v as i8), in_off), mults[o], out_zp, lo, hi))
-        .collect();
-    let is_fast = fast.is_some();
-    let rq: Vec<[i32; 3]> = fast.unwrap_or_else(|| mults.iter().map(|&(m, s)| [m, s, out_zp]).collect());
+    let (is_fast, rq) = gemm::channel_rqs(cout, |o| w[o * depth..(o + 1) * depth].iter().map(|&v| v as i8), bias, in_off, mults, out_zp, lo, hi);
     let mut fb = folded.to_vec();
     fb.resize(tiles * 8, 0);
     let mut wp = Vec::with_capacity(tiles * steps * 16);

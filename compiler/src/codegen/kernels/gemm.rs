@@ -66,6 +66,24 @@ pub fn acc_range(bias: i32, w: impl IntoIterator<Item = i8>, in_off: i32) -> (i6
     })
 }
 
+/// The `rq_fast` constants of every output channel (`fast_rq` of its accumulator range,
+/// channel `o`'s int8 weights given by `w(o)`), or `None` when one channel has none.
+#[allow(clippy::too_many_arguments)]
+pub fn fast_rqs<I: IntoIterator<Item = i8>>(cout: usize, w: impl Fn(usize) -> I, bias: &[i32], in_off: i32, mults: &[(i32, i32)], out_zp: i32, lo: i32, hi: i32) -> Option<Vec<[i32; 3]>> {
+    (0..cout).map(|o| fast_rq(acc_range(bias[o], w(o), in_off), mults[o], out_zp, lo, hi)).collect()
+}
+
+/// The requantization of every output channel: `(true, fast_rqs)` when the doubled
+/// accumulator form is exact for all of them, else `(false, TFLM's (multiplier, shift,
+/// output zero point))`.
+#[allow(clippy::too_many_arguments)]
+pub fn channel_rqs<I: IntoIterator<Item = i8>>(cout: usize, w: impl Fn(usize) -> I, bias: &[i32], in_off: i32, mults: &[(i32, i32)], out_zp: i32, lo: i32, hi: i32) -> (bool, Vec<[i32; 3]>) {
+    match fast_rqs(cout, w, bias, in_off, mults, out_zp, lo, hi) {
+        Some(rq) => (true, rq),
+        None => (false, mults.iter().map(|&(m, s)| [m, s, out_zp]).collect()),
+    }
+}
+
 /// The constants `(m, k, e)` of the doubled-accumulator requantization
 /// (`microgen_rt::mac::rq_fast`) for a channel whose accumulator lies in `acc` and whose
 /// output is clamped to `lo..=hi`, when it is exact: a channel whose output is the same for
@@ -113,27 +131,24 @@ pub fn steps_for(k: usize, tile: Tile) -> usize {
 #[allow(clippy::too_many_arguments)]
 pub fn pack(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>, cout: usize, bias: &[i32], in_off: i32, mults: &[(i32, i32)], out_zp: i32, lo: i32, hi: i32, tile: Tile) -> Packed {
     let steps = steps_for(kp, tile);
-    let fast_rqs: Option<Vec<[i32; 3]>> = (0..cout)
-        .map(|o| {
-            fast_rq(acc_range(bias[o], w[o * k..(o + 1) * k].iter().copied(), in_off), mults[o], out_zp, lo, hi)
-        })
-        .collect();
-    let fast = fast_rqs.is_some();
+    let (fast, rq) = channel_rqs(cout, |o| w[o * k..(o + 1) * k].iter().copied(), bias, in_off, mults, out_zp, lo, hi);
     let scale: i32 = if fast { 2 } else { 1 };
     let tc = tile.channels();
     let tiles = cout.div_ceil(tc);
     let mut words: Vec<u8> = Vec::with_capacity(tiles * steps * tc * 4);
-    let get = |o: usize, i: usize| -> i16 {
+    // Weight `i` of the packed row of channel `o` (0 past `cout` and where `kmap` has none).
+    let raw = |o: usize, i: usize| -> i8 {
         match kmap(i) {
-            Some(i) if o < cout && i < k => (w[o * k + i] as i32 * scale) as i16,
+            Some(i) if o < cout && i < k => w[o * k + i],
             _ => 0,
         }
     };
+    let get = |o: usize, i: usize| -> i16 { (raw(o, i) as i32 * scale) as i16 };
+    // Step 2j pairs inputs (4j, 4j+2); step 2j+1 pairs (4j+1, 4j+3).
+    let step_inputs = |s: usize| (s / 2 * 4 + s % 2, s / 2 * 4 + s % 2 + 2);
     for t in 0..tiles {
         for s in 0..steps {
-            // Step 2j pairs inputs (4j, 4j+2); step 2j+1 pairs (4j+1, 4j+3).
-            let (j, odd) = (s / 2, s % 2);
-            let (i0, i1) = (4 * j + odd, 4 * j + odd + 2);
+            let (i0, i1) = step_inputs(s);
             for c in 0..tc {
                 let o = t * tc + c;
                 let v = (get(o, i0) as u16 as u32) | ((get(o, i1) as u16 as u32) << 16);
@@ -142,20 +157,13 @@ pub fn pack(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>
         }
     }
     let w8: Vec<u8> = if tile == Tile::C4P2 && cout <= microgen_rt::mac::QUAD_CHANNELS {
-        let raw = |o: usize, i: usize| -> u8 {
-            match kmap(i) {
-                Some(i) if o < cout && i < k => w[o * k + i] as u8,
-                _ => 0,
-            }
-        };
         let mut v = Vec::with_capacity(cout.div_ceil(8) * steps * 16);
         for g in 0..cout.div_ceil(8) {
             for s in 0..steps {
-                let (j, odd) = (s / 2, s % 2);
-                let (i0, i1) = (4 * j + odd, 4 * j + odd + 2);
+                let (i0, i1) = step_inputs(s);
                 for c in 0..8 {
-                    v.push(raw(8 * g + c, i0));
-                    v.push(raw(8 * g + c, i1));
+                    v.push(raw(8 * g + c, i0) as u8);
+                    v.push(raw(8 * g + c, i1) as u8);
                 }
             }
         }
@@ -172,7 +180,6 @@ pub fn pack(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>
             bias[o].wrapping_add(in_off.wrapping_mul(s)).wrapping_mul(scale)
         })
         .collect();
-    let rq = fast_rqs.unwrap_or_else(|| mults.iter().map(|&(m, shift)| [m, shift, out_zp]).collect());
     Packed { steps, tile, w: words, w8, bias: bias_p, rq, fast }
 }
 
@@ -377,7 +384,7 @@ pub struct SparsePacked {
 #[allow(clippy::too_many_arguments)]
 pub fn pack_sparse(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>, cout: usize, bias: &[i32], in_off: i32, mults: &[(i32, i32)], out_zp: i32, lo: i32, hi: i32) -> Option<SparsePacked> {
     let steps = steps_for(kp, Tile::C4P2);
-    let rqs: Vec<[i32; 3]> = (0..cout).map(|o| fast_rq(acc_range(bias[o], w[o * k..(o + 1) * k].iter().copied(), in_off), mults[o], out_zp, lo, hi)).collect::<Option<_>>()?;
+    let rqs = fast_rqs(cout, |o| w[o * k..(o + 1) * k].iter().copied(), bias, in_off, mults, out_zp, lo, hi)?;
     let get = |o: usize, i: usize| -> i32 {
         match kmap(i) {
             Some(i) if i < k => 2 * w[o * k + i] as i32,
