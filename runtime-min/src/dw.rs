@@ -431,6 +431,19 @@ fn asm_row<const S: usize, const PW: usize, const C: usize, const OW: usize, con
     }
 }
 
+/// Position `i` of `npos` in the order asked for (`rev`: backwards), with its batch, the input
+/// row and column of its window's first tap, and whether the whole window lies inside the
+/// input.
+#[inline(always)]
+fn window<G: crate::mac::ConvGeom>(npos: usize, i: usize, rev: bool) -> (usize, usize, isize, isize, bool) {
+    let pos = if rev { npos - 1 - i } else { i };
+    let (b, oy, ox) = (pos / (G::OH * G::OW), pos / G::OW % G::OH, pos % G::OW);
+    let iy0 = (oy * G::SH) as isize - G::PAD_H as isize;
+    let ix0 = (ox * G::SW) as isize - G::PAD_W as isize;
+    let inside = iy0 >= 0 && ix0 >= 0 && iy0 as usize + (G::KH - 1) * G::DH < G::H && ix0 as usize + (G::KW - 1) * G::DW < G::W;
+    (pos, b, iy0, ix0, inside)
+}
+
 /// A depthwise convolution with depth multiplier 1 and any window, for [`dw_channels`].
 pub struct DwAny<'a> {
     /// Batches (the rest of the geometry is the kernel's `ConvGeom`).
@@ -459,7 +472,7 @@ pub struct DwAny<'a> {
 pub fn dw_channels<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, const K: usize, const FAST: bool>(l: &DwAny, x: &[B], mut y: Y, rev: bool) {
     assert!(G::C == C && K > 0 && C % K == 0 && (K % 8 == 0 || K == C));
     let (n, h, w, oh, ow, kh, kw) = (l.n, G::H, G::W, G::OH, G::OW, G::KH, G::KW);
-    let (sh, sw, dh, dw, pad_h, pad_w) = (G::SH, G::SW, G::DH, G::DW, G::PAD_H, G::PAD_W);
+    let (dh, dw) = (G::DH, G::DW);
     let x = &x[..n * h * w * C];
     let wt = &l.w[..kh * kw * C];
     let bias = &l.bias[..C];
@@ -472,11 +485,7 @@ pub fn dw_channels<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, co
     }
     let mut out = [0i8; C];
     for i in 0..npos {
-        let pos = if rev { npos - 1 - i } else { i };
-        let (b, oy, ox) = (pos / (oh * ow), pos / ow % oh, pos % ow);
-        let iy0 = (oy * sh) as isize - pad_h as isize;
-        let ix0 = (ox * sw) as isize - pad_w as isize;
-        let inside = iy0 >= 0 && ix0 >= 0 && iy0 as usize + (kh - 1) * dh < h && ix0 as usize + (kw - 1) * dw < w;
+        let (pos, b, iy0, ix0, inside) = window::<G>(npos, i, rev);
         // Blocks of `K` channels, their accumulators held in registers over all taps.
         for c0 in (0..C).step_by(K) {
             let mut acc: [i32; K] = bias[c0..c0 + K].try_into().expect("K biases");
@@ -531,7 +540,7 @@ fn dw_tap_pairs<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, const
     use core::arch::x86_64::*;
     use core::mem::MaybeUninit;
     let (n, h, w, oh, ow, kh, kw) = (l.n, G::H, G::W, G::OH, G::OW, G::KH, G::KW);
-    let (sh, sw, dh, dw, pad_h, pad_w) = (G::SH, G::SW, G::DH, G::DW, G::PAD_H, G::PAD_W);
+    let (dh, dw) = (G::DH, G::DW);
     let taps = kh * kw;
     let pairs = taps.div_ceil(2);
     assert!(C % 8 == 0 && taps <= MAX_TAPS && pairs * C <= MAX_PAIR_WORDS);
@@ -583,26 +592,14 @@ fn dw_tap_pairs<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, const
                     let wv = _mm256_loadu_si256(wp.as_ptr().add(p * C + c0) as *const __m256i);
                     acc = _mm256_add_epi32(acc, _mm256_madd_epi16(xv, wv));
                 }
-                let r = &rq[c0 / 8];
-                let o: [i8; 8] = if FAST {
-                    let ldr = |v: &[i32; 8]| _mm256_loadu_si256(v.as_ptr() as *const __m256i);
-                    crate::mac::x86::rq8_fast(_mm256_add_epi32(acc, acc), ldr(&r[0]), ldr(&r[1]), ldr(&r[2]), l.lo, l.hi)
-                } else {
-                    let mut v = [0i32; 8];
-                    _mm256_storeu_si256(v.as_mut_ptr() as *mut __m256i, acc);
-                    core::array::from_fn(|j| crate::mac::rq_exact(v[j], &[r[0][j], r[1][j], r[2][j]], l.lo, l.hi))
-                };
-                out[c0..c0 + 8].copy_from_slice(&o);
+                let acc = if FAST { _mm256_add_epi32(acc, acc) } else { acc };
+                out[c0..c0 + 8].copy_from_slice(&crate::mac::x86::rq8::<FAST>(acc, &rq[c0 / 8], l.lo, l.hi));
             }
         }
     }
     let xp = x.as_ptr() as *const u8;
     for i in 0..npos {
-        let pos = if rev { npos - 1 - i } else { i };
-        let (b, oy, ox) = (pos / (oh * ow), pos / ow % oh, pos % ow);
-        let iy0 = (oy * sh) as isize - pad_h as isize;
-        let ix0 = (ox * sw) as isize - pad_w as isize;
-        let inside = iy0 >= 0 && ix0 >= 0 && iy0 as usize + (kh - 1) * dh < h && ix0 as usize + (kw - 1) * dw < w;
+        let (pos, b, iy0, ix0, inside) = window::<G>(npos, i, rev);
         if inside {
             let base = ((b * h + iy0 as usize) * w + ix0 as usize) * C;
             position::<C, FAST, false>(l, xp, wp, bias, rq, taps, |t| base + rel[t], &mut out);

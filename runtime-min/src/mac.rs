@@ -990,15 +990,7 @@ pub(crate) mod x86 {
             for (q, aq) in a.iter().enumerate() {
                 for g in 0..G {
                     let acc = if I8 && FAST { _mm256_add_epi32(aq[g], aq[g]) } else { aq[g] };
-                    let r = &rq[g];
-                    out[g] = if FAST {
-                        let ld = |v: &[i32; 8]| _mm256_loadu_si256(v.as_ptr() as *const __m256i);
-                        rq8_fast(acc, ld(&r[0]), ld(&r[1]), ld(&r[2]), lo, hi)
-                    } else {
-                        let mut v = [0i32; 8];
-                        _mm256_storeu_si256(v.as_mut_ptr() as *mut __m256i, acc);
-                        core::array::from_fn(|c| super::rq_exact(v[c], &[r[0][c], r[1][c], r[2][c]], lo, hi))
-                    };
+                    out[g] = rq8::<FAST>(acc, rq[g], lo, hi);
                 }
                 let bytes: &[i8] = out.as_flattened();
                 super::put_bytes(y, pos[q] * cout + oc0, &bytes[..n]);
@@ -1111,17 +1103,34 @@ pub(crate) mod x86 {
         out
     }
 
+    /// The requantization of the 8 accumulators of a group of 8 channels with the group's
+    /// constants lane by lane: [`rq8_fast`] (`[m; 8], [k; 8], [e; 8]`; the accumulators
+    /// already doubled) when `FAST`, else `rq_exact` per lane (`(multiplier, shift, zp)`).
+    #[cfg(target_feature = "avx2")]
+    #[inline(always)]
+    pub fn rq8<const FAST: bool>(acc: __m256i, r: &[[i32; 8]; 3], lo: i32, hi: i32) -> [i8; 8] {
+        // SAFETY: each row of `r` is 32 readable bytes (unaligned loads), `v` 32 writable.
+        unsafe {
+            if FAST {
+                let ld = |v: &[i32; 8]| _mm256_loadu_si256(v.as_ptr() as *const __m256i);
+                rq8_fast(acc, ld(&r[0]), ld(&r[1]), ld(&r[2]), lo, hi)
+            } else {
+                let mut v = [0i32; 8];
+                _mm256_storeu_si256(v.as_mut_ptr() as *mut __m256i, acc);
+                core::array::from_fn(|c| super::rq_exact(v[c], &[r[0][c], r[1][c], r[2][c]], lo, hi))
+            }
+        }
+    }
+
     /// [`rq8_fast`] of 8 accumulators in memory, doubled first, with the constants of a group
     /// of 8 channels (`[m; 8], [k; 8], [e; 8]`).
     #[cfg(target_feature = "avx2")]
     #[inline(always)]
     pub fn rq8_fast_doubled(acc: &[i32; 8], r: &[[i32; 8]; 3], lo: i32, hi: i32) -> [i8; 8] {
-        // SAFETY: `acc` and each row of `r` are 32 readable bytes; unaligned loads.
-        unsafe {
-            let a = _mm256_loadu_si256(acc.as_ptr() as *const __m256i);
-            let ld = |v: &[i32; 8]| _mm256_loadu_si256(v.as_ptr() as *const __m256i);
-            rq8_fast(_mm256_add_epi32(a, a), ld(&r[0]), ld(&r[1]), ld(&r[2]), lo, hi)
-        }
+        // SAFETY: `acc` is 32 readable bytes; unaligned load.
+        let a = unsafe { _mm256_loadu_si256(acc.as_ptr() as *const __m256i) };
+        // SAFETY: register-only AVX2 arithmetic (the cfg enables AVX2).
+        rq8::<true>(unsafe { _mm256_add_epi32(a, a) }, r, lo, hi)
     }
 
     /// The chunks `(w_even, w_odd, offset)` of one sparse channel over 4 positions: per chunk
