@@ -506,16 +506,8 @@ pub fn dw_channels<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, co
                     }
                 }
             }
-            let o = &mut out[c0..c0 + K];
-            if FAST {
-                crate::mac::rq_fast_doubled(&acc, &rq[c0 / 8..], l.lo, l.hi, o);
-            } else {
-                for c in 0..K {
-                    let r = &rq[(c0 + c) / 8];
-                    let j = (c0 + c) % 8;
-                    o[c] = crate::mac::rq_exact(acc[c], &[r[0][j], r[1][j], r[2][j]], l.lo, l.hi);
-                }
-            }
+            // `c0` is a multiple of 8 (`K` is, or `K == C` and `c0 == 0`).
+            crate::mac::rq_block::<FAST>(&acc, &rq[c0 / 8..], l.lo, l.hi, &mut out[c0..c0 + K]);
         }
         crate::mac::put_bytes(&mut y, pos * C, &out);
     }

@@ -607,15 +607,16 @@ pub fn put_bytes<Y: Out8>(y: &mut Y, i: usize, v: &[i8]) {
     }
 }
 
-/// `rq_fast` of the doubled accumulators `acc` into `out`, the constants in groups of 8
-/// channels (`[m; 8], [k; 8], [e; 8]` per group, `e` in 0..32): 8 lanes at a time on x86-64
-/// with AVX2.
+/// The requantization of the accumulators `acc` of consecutive channels into `out`, the
+/// constants in groups of 8 channels (channel `c` in lane `c % 8` of group `c / 8`): with
+/// `FAST`, `rq_fast` of the doubled accumulators (`[m; 8], [k; 8], [e; 8]` per group, `e` in
+/// 0..32; 8 lanes at a time on x86-64 with AVX2), else `rq_exact` (`(multiplier, shift, zp)`).
 #[inline(always)]
-pub fn rq_fast_doubled(acc: &[i32], rq: &[[[i32; 8]; 3]], lo: i32, hi: i32, out: &mut [i8]) {
+pub fn rq_block<const FAST: bool>(acc: &[i32], rq: &[[[i32; 8]; 3]], lo: i32, hi: i32, out: &mut [i8]) {
     let n = acc.len();
     let out = &mut out[..n];
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
-    if n % 8 == 0 {
+    if FAST && n % 8 == 0 {
         for ((a, r), o) in acc.chunks_exact(8).zip(rq).zip(out.chunks_exact_mut(8)) {
             o.copy_from_slice(&x86::rq8_fast_doubled(a.try_into().expect("8"), r, lo, hi));
         }
@@ -623,7 +624,8 @@ pub fn rq_fast_doubled(acc: &[i32], rq: &[[[i32; 8]; 3]], lo: i32, hi: i32, out:
     }
     for c in 0..n {
         let r = &rq[c / 8];
-        out[c] = rq_fast(acc[c].wrapping_mul(2), &[r[0][c % 8], r[1][c % 8], r[2][c % 8]], lo, hi);
+        let rc = [r[0][c % 8], r[1][c % 8], r[2][c % 8]];
+        out[c] = if FAST { rq_fast(acc[c].wrapping_mul(2), &rc, lo, hi) } else { rq_exact(acc[c], &rc, lo, hi) };
     }
 }
 
@@ -698,14 +700,7 @@ pub fn fc_channels<B: Byte, Y: Out8, const FAST: bool>(l: &FcI8, x: &[B], batche
             for (j, a) in acc.iter().take(g).enumerate() {
                 let oc = 8 * (t + j);
                 let mut out = [0i8; 8];
-                let r = &rqs[t + j];
-                if FAST {
-                    rq_fast_doubled(a, core::slice::from_ref(r), l.lo, l.hi, &mut out);
-                } else {
-                    for c in 0..8 {
-                        out[c] = rq_exact(a[c], &[r[0][c], r[1][c], r[2][c]], l.lo, l.hi);
-                    }
-                }
+                rq_block::<FAST>(a, core::slice::from_ref(&rqs[t + j]), l.lo, l.hi, &mut out);
                 let n = (cout - oc).min(8);
                 put_bytes(&mut y, b * cout + oc, &out[..n]);
             }
