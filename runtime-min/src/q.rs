@@ -11,10 +11,12 @@ pub fn srdhm(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
     }
-    let ab = a as i64 * b as i64;
-    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-    // C++ integer division truncates toward zero, as does Rust's `/`.
-    ((ab + nudge) / (1i64 << 31)) as i32
+    // gemmlowp adds 2^30 to a non-negative product, 1 - 2^30 to a negative one, and divides
+    // by 2^31 truncating toward zero. Both cases equal floor((ab + 2^30) / 2^31): for ab < 0,
+    // trunc((ab + 1 - 2^30) / 2^31) = -floor((2^30 - 1 - ab) / 2^31) = floor((ab + 2^30) / 2^31).
+    // One add and an arithmetic shift instead of a sign-dependent nudge and a division
+    // (`srdhm_is_gemmlowps` checks the identity).
+    ((a as i64 * b as i64 + (1 << 30)) >> 31) as i32
 }
 
 /// gemmlowp `RoundingDivideByPOT`: `x / 2^exponent`, rounded half away from zero.
@@ -93,9 +95,10 @@ pub fn srmulpot(x: i32, exponent: i32) -> i32 {
 /// gemmlowp `RoundingHalfSum` for int32.
 #[inline]
 pub fn rounding_half_sum(a: i32, b: i32) -> i32 {
+    // gemmlowp: (sum + sign(sum)) / 2, truncating. For sum < 0 that is floor(sum / 2), for
+    // sum >= 0 floor((sum + 1) / 2): one conditional increment and an arithmetic shift.
     let sum = a as i64 + b as i64;
-    let sign: i64 = if sum >= 0 { 1 } else { -1 };
-    ((sum + sign) / 2) as i32
+    ((sum + (sum >= 0) as i64) >> 1) as i32
 }
 
 /// Fixed-point `Rescale<dst>` from `src` integer bits.
@@ -271,6 +274,64 @@ mod tests {
         assert_eq!(srdhm(-(1 << 30), 1 << 30), -(1 << 29));
         assert_eq!(srdhm(3, 1 << 30), 2); // 1.5 rounds away from zero
         assert_eq!(srdhm(-3, 1 << 30), -1); // gemmlowp nudges negatives by 1 - 2^30
+    }
+
+    /// gemmlowp's own formulation, kept to check [`srdhm`] against.
+    fn srdhm_gemmlowp(a: i32, b: i32) -> i32 {
+        if a == i32::MIN && b == i32::MIN {
+            return i32::MAX;
+        }
+        let ab = a as i64 * b as i64;
+        let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+        ((ab + nudge) / (1i64 << 31)) as i32
+    }
+
+    #[test]
+    fn rounding_half_sum_is_gemmlowps() {
+        let reference = |a: i32, b: i32| {
+            let sum = a as i64 + b as i64;
+            let sign: i64 = if sum >= 0 { 1 } else { -1 };
+            ((sum + sign) / 2) as i32
+        };
+        let edges = [i32::MIN, i32::MIN + 1, -3, -2, -1, 0, 1, 2, 3, i32::MAX - 1, i32::MAX];
+        for &a in &edges {
+            for &b in &edges {
+                assert_eq!(rounding_half_sum(a, b), reference(a, b), "{a} + {b}");
+            }
+        }
+        let mut s = 0x2545_F491_4F6C_DD1Du64;
+        for _ in 0..100_000 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let (a, b) = (s as i32, (s >> 32) as i32);
+            assert_eq!(rounding_half_sum(a, b), reference(a, b), "{a} + {b}");
+        }
+    }
+
+    #[test]
+    fn srdhm_is_gemmlowps() {
+        let edges = [
+            i32::MIN, i32::MIN + 1, -(1 << 30) - 1, -(1 << 30), -(1 << 30) + 1, -3, -2, -1, 0, 1, 2,
+            3, (1 << 30) - 1, 1 << 30, (1 << 30) + 1, i32::MAX - 1, i32::MAX,
+        ];
+        for &a in &edges {
+            for &b in &edges {
+                assert_eq!(srdhm(a, b), srdhm_gemmlowp(a, b), "{a} * {b}");
+            }
+        }
+        // Random pairs, and pairs whose product lies on a rounding boundary (ab = k * 2^30).
+        let mut s = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..1_000_000 {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            let (a, b) = (s as i32, (s >> 32) as i32);
+            assert_eq!(srdhm(a, b), srdhm_gemmlowp(a, b), "{a} * {b}");
+            // p * q = ±(b >> 15) * 2^30: every odd multiple is a tie.
+            let (p, q) = (if a < 0 { -(1 << 15) } else { 1 << 15 }, (b >> 15) << 15);
+            assert_eq!(srdhm(p, q), srdhm_gemmlowp(p, q), "{p} * {q}");
+        }
     }
 
     #[test]

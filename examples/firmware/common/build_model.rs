@@ -93,9 +93,9 @@ fn fw_gen_model() {
     let mut off = 0;
     for (k, &(d, n)) in ins.iter().enumerate() {
         let f = if single_in { "input".to_string() } else { format!("input.input{k}") };
-        let t = elem(d);
+        elem(d); // a type the harness cannot hold panics here
         let sz = d.size();
-        let _ = writeln!(load, "    for i in 0..{n} {{ let a = {off} + {sz} * i; {f}[i] = {t}::from_le_bytes(s[a..a + {sz}].try_into().unwrap()); }}");
+        let _ = writeln!(load, "    crate::harness::copy_bytes(unsafe {{ core::slice::from_raw_parts_mut({f}.as_mut_ptr() as *mut u8, {b}) }}, &s[{off}..{off} + {b}]);", b = sz * n);
         off += sz * n;
     }
     let mut store = String::new();
@@ -103,7 +103,7 @@ fn fw_gen_model() {
     for (k, &(d, n)) in outs.iter().enumerate() {
         let f = if single_out { "output".to_string() } else { format!("output.output{k}") };
         let sz = d.size();
-        let _ = writeln!(store, "    for i in 0..{n} {{ let a = {off} + {sz} * i; o[a..a + {sz}].copy_from_slice(&{f}[i].to_le_bytes()); }}");
+        let _ = writeln!(store, "    crate::harness::copy_bytes(&mut o[{off}..{off} + {b}], unsafe {{ core::slice::from_raw_parts({f}.as_ptr() as *const u8, {b}) }});", b = sz * n);
         off += sz * n;
     }
     let model_mod = if microflow {
@@ -195,8 +195,12 @@ pub const OUT_BYTES: usize = 1;
 pub static INPUTS: &[u8] = &[0];
 pub const fn new_input() -> model::Input { [0; 1] }
 pub const fn new_output() -> model::Output { [0; 1] }
-pub fn load_input(s: &[u8], input: &mut model::Input) { input[0] = s[0] as i8; }
-pub fn store_output(output: &model::Output, o: &mut [u8; OUT_BYTES]) { o[0] = output[0] as u8; }
+pub fn load_input(s: &[u8], input: &mut model::Input) {
+    crate::harness::copy_bytes(unsafe { core::slice::from_raw_parts_mut(input.as_mut_ptr() as *mut u8, 1) }, &s[0..1]);
+}
+pub fn store_output(output: &model::Output, o: &mut [u8; OUT_BYTES]) {
+    crate::harness::copy_bytes(&mut o[0..1], unsafe { core::slice::from_raw_parts(output.as_ptr() as *const u8, 1) });
+}
 "#;
 
 /// The body of `mod model` for MicroFlow: `#[microflow::model]` on a struct, wrapped in the
