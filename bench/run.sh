@@ -174,13 +174,18 @@ elif [ $TFLM = 1 ]; then
   log "no $PEERS: no TFLM rows"
 fi
 
-NEW="$(jq -s '.' "${ROWS[@]}" | jq --argjson tflm "$TFLM_ROWS" '. + $tflm')"
+# Through files, not arguments: a whole results file is more than one argument may hold.
+NEWJSON="$(mktemp)"
+jq -s '.' "${ROWS[@]}" | jq --argjson tflm "$TFLM_ROWS" '. + $tflm' >"$NEWJSON"
 if [ $MERGE = 1 ] && [ -f "$OUTJSON" ]; then
-  NEW="$(jq -n --argjson old "$(cat "$OUTJSON")" --argjson new "$NEW" '
+  jq -n --slurpfile old "$OUTJSON" --slurpfile new "$NEWJSON" '
     def key: "\(.model)|\(.target)|\(.system)|\(.kernels // "")|\(.strategy // "")";
-    ($new | map(key)) as $k | [$old[] | select(key as $x | $k | index($x) | not)] + $new')"
+    $old[0] as $old | $new[0] as $new |
+    ($new | map(key)) as $k | [$old[] | select(key as $x | $k | index($x) | not)] + $new' >"$NEWJSON.merged"
+  mv "$NEWJSON.merged" "$NEWJSON"
 fi
-echo "$NEW" | jq 'sort_by(.model, (.target | {"m4":0,"m0":1,"rv32":2}[.] // 9), (.system | {"microgen":0,"microflow":1,"tflm":2}[.] // 9), (.strategy | {"speed":0,"size":1}[. // ""] // 2), (.kernels // ""))' >"$OUTJSON.tmp"
+jq 'sort_by(.model, (.target | {"m4":0,"m0":1,"rv32":2}[.] // 9), (.system | {"microgen":0,"microflow":1,"tflm":2}[.] // 9), (.strategy | {"speed":0,"size":1}[. // ""] // 2), (.kernels // ""))' "$NEWJSON" >"$OUTJSON.tmp"
+rm -f "$NEWJSON"
 mv "$OUTJSON.tmp" "$OUTJSON"
 log "wrote $OUTJSON ($(jq length "$OUTJSON") rows)"
 "$PY" "$HERE/readme_table.py" "$OUTJSON"
