@@ -4,11 +4,25 @@
 /// Round half away from zero (C `roundf`), then convert with saturation.
 #[inline]
 pub fn round_to_i32(x: f32) -> i32 {
-    // `as` saturates and maps NaN to 0. Without branches (the same result), so that loops of
-    // it vectorize.
+    // `as` saturates and maps NaN to 0. On x86-64 without branches (the same result), so that
+    // loops of it vectorize; a microcontroller (no vectors) branches, which is fewer
+    // instructions there (kws_ds_cnn_float32 on Cortex-M4: 25.87 M with the branchless form).
     let t = x as i32;
     let frac = x - t as f32;
-    t.saturating_add((frac >= 0.5) as i32).saturating_sub((frac <= -0.5) as i32)
+    #[cfg(target_arch = "x86_64")]
+    {
+        t.saturating_add((frac >= 0.5) as i32).saturating_sub((frac <= -0.5) as i32)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        if frac >= 0.5 {
+            t.saturating_add(1)
+        } else if frac <= -0.5 {
+            t.saturating_sub(1)
+        } else {
+            t
+        }
+    }
 }
 
 /// `clamp(round_to_i32(x), lo, hi)` for integral bounds `lo <= 0 <= hi` within +-2^24

@@ -928,6 +928,34 @@ pub(crate) mod x86 {
         }
     }
 
+    /// `G` blocks of 8 channels x 1 position; see `dot_8xg` (which checked the bounds).
+    #[cfg(target_feature = "avx2")]
+    #[inline(always)]
+    pub fn mac_8xg<const G: usize>(x: &[u32], w: &[u8], stride: usize, acc: &mut [[i32; 8]; G]) {
+        let steps = x.len();
+        assert!(G == 0 || w.len() >= (G - 1) * stride + steps * 32);
+        // SAFETY: block `g`, step `s` reads 32 bytes at `g * stride + 32 * s`, inside `w`
+        // (checked above).
+        unsafe {
+            let wp = w.as_ptr();
+            let mut a = [_mm256_setzero_si256(); G];
+            for (s, &xv) in x.iter().enumerate() {
+                let xb = _mm256_set1_epi32(xv as i32);
+                for (g, ag) in a.iter_mut().enumerate() {
+                    let wv = _mm256_loadu_si256(wp.add(g * stride + 32 * s) as *const __m256i);
+                    *ag = _mm256_add_epi32(*ag, _mm256_madd_epi16(xb, wv));
+                }
+            }
+            for (g, ag) in a.iter().enumerate() {
+                let (r0, r1) = (store(_mm256_castsi256_si128(*ag)), store(_mm256_extracti128_si256::<1>(*ag)));
+                for c in 0..4 {
+                    acc[g][c] = acc[g][c].wrapping_add(r0[c]);
+                    acc[g][4 + c] = acc[g][4 + c].wrapping_add(r1[c]);
+                }
+            }
+        }
+    }
+
     /// Four positions (pair words interleaved two by two: `xa` positions 0 and 1, `xb`
     /// positions 2 and 3, as `expand2` writes them) by `G` groups of 8 channels, each group
     /// two 4-channel tiles (`ws[g]`: `steps * 16` bytes each; the same tile twice for a
@@ -1243,6 +1271,23 @@ fn mac_8x1(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
 #[inline(always)]
 pub fn dot_8x1(x: &[u32], w: &[u8], acc: &mut [i32; 8]) {
     mac_8x1(x, w, acc)
+}
+
+/// [`dot_8x1`] for `G` blocks of 8 channels at once, block `g`'s weights at `g * stride`
+/// bytes of `w`: `acc[g][c] += lo(x[s]) * lo(w_g[s][c]) + hi(x[s]) * hi(w_g[s][c])`. On
+/// x86-64 with AVX2 each input pair is broadcast once for all `G` blocks (`G` vector
+/// accumulators; at most 8 keep them in registers); elsewhere block after block. The
+/// same integer sums either way.
+#[inline(always)]
+pub fn dot_8xg<const G: usize>(x: &[u32], w: &[u8], stride: usize, acc: &mut [[i32; 8]; G]) {
+    let n = x.len() * 32;
+    assert!(G == 0 || w.len() >= (G - 1) * stride + n);
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    x86::mac_8xg(x, w, stride, acc);
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx2")))]
+    for (g, a) in acc.iter_mut().enumerate() {
+        mac_8x1(x, &w[g * stride..g * stride + n], a);
+    }
 }
 
 /// Every full tile of 4 channels for one pair of positions, in one `asm!` block: first,
@@ -1907,6 +1952,44 @@ pub(crate) mod tests {
             let want = crate::q::clamp(crate::q::mbqm(acc, m, -e) + zp, -128, 127) as i8;
             let k = (1 << (e - 1)) + (zp << e);
             assert_eq!(rq_fast(2 * acc, &[m, k, e], -128, 127), want, "acc {acc} m {m} e {e} zp {zp}");
+        }
+    }
+
+    /// `dot_8xg` sums each block as a plain scalar loop over the pair words does (and so as
+    /// `dot_8x1`), whichever path the build takes.
+    #[test]
+    fn dot_8xg_is_the_scalar_sums() {
+        let mut seed = 0x0bad_cafe_1234_5678u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (steps, g, stride) = (12usize, 3usize, 12 * 32 + 32);
+        let x: std::vec::Vec<u32> = (0..steps).map(|_| next() as u32).collect();
+        // Int16 pairs of int8-range values, `g` blocks `stride` bytes apart.
+        let words: std::vec::Vec<u32> = (0..(g * stride) / 4)
+            .map(|_| {
+                let v = next();
+                ((v as i8 as i16 as u16) as u32) | (((v >> 8) as i8 as i16 as u16) as u32) << 16
+            })
+            .collect();
+        // SAFETY: the words' bytes, read as bytes (word aligned, as the kernels need).
+        let w: &[u8] = unsafe { core::slice::from_raw_parts(words.as_ptr() as *const u8, 4 * words.len()) };
+        let mut acc = [[7i32; 8]; 3];
+        dot_8xg::<3>(&x, w, stride, &mut acc);
+        for (b, a) in acc.iter().enumerate() {
+            for c in 0..8 {
+                let mut want = 7i32;
+                for (s, &xv) in x.iter().enumerate() {
+                    let wv = words[(b * stride + 32 * s + 4 * c) / 4];
+                    want = want
+                        .wrapping_add((xv as u16 as i16 as i32) * (wv as u16 as i16 as i32))
+                        .wrapping_add(((xv >> 16) as u16 as i16 as i32) * ((wv >> 16) as u16 as i16 as i32));
+                }
+                assert_eq!(a[c], want, "block {b} channel {c}");
+            }
         }
     }
 

@@ -758,9 +758,9 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
         )
     };
     if ctx.strategy == Strategy::Packed {
-        // The int32 sums of the loop form below, 8 channels at a time over int16 pair
-        // words (`microgen_rt::mac::dot_8x1`; integer sums do not depend on the order), then
-        // the same float scaling.
+        // The int32 sums of the loop form below, up to 8 blocks of 8 channels at a time over
+        // int16 pair words (`microgen_rt::mac::dot_8xg`; integer sums do not depend on the
+        // order), then the same float scaling.
         let steps = kn.div_ceil(8) * 4;
         let blocks = cout.div_ceil(8);
         let mut wb = Vec::with_capacity(blocks * steps * 32);
@@ -778,7 +778,7 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
         let wp_id = ctx.ident("WP");
         let b_items = bias_v.iter().map(|&v| lit::f32(v));
         let mut statics = quote! {
-            /// The filter as int16 pairs for `dot_8x1`: [8-channel block][pair of taps][channel].
+            /// The filter as int16 pairs for `dot_8xg`: [8-channel block][pair of taps][channel].
             static #wp_id: ::microgen_rt::mac::Align4<[u8; #wlen]> = ::microgen_rt::mac::Align4(#wbytes);
             const #b_id: [f32; #co] = [#(#b_items),*];
         };
@@ -814,16 +814,44 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
                 for (s, w) in words.iter_mut().enumerate() {
                     *w = patch[2 * s] as u16 as u32 | (patch[2 * s + 1] as u16 as u32) << 16;
                 }
-                for j in 0..BLOCKS {
-                    let mut accs = [0i32; 8];
-                    ::microgen_rt::mac::dot_8x1(&words, &#wp_id.0[j * STEPS * 32..(j + 1) * STEPS * 32], &mut accs);
-                    for (c, &acc) in accs.iter().enumerate() {
-                        let oc = j * 8 + c;
-                        if oc < COUT {
+                // The float scaling of block `j`'s 8 sums and their stores.
+                let mut put = |j: usize, accs: &[i32; 8]| {
+                    if (j + 1) * 8 <= COUT {
+                        // A whole block: the 8 outputs computed in a local array and
+                        // stored by one write (vector operations on the host).
+                        let mut o = [0.0f32; 8];
+                        for (c, &acc) in accs.iter().enumerate() {
+                            let oc = j * 8 + c;
                             let v = #scale_expr + #b_id[oc];
-                            y0.set_f32(yb + oc, #clamp);
+                            o[c] = #clamp;
+                        }
+                        y0.write_f32s(yb + j * 8, &o);
+                    } else {
+                        for (c, &acc) in accs.iter().enumerate() {
+                            let oc = j * 8 + c;
+                            if oc < COUT {
+                                let v = #scale_expr + #b_id[oc];
+                                y0.set_f32(yb + oc, #clamp);
+                            }
                         }
                     }
+                };
+                // `G` blocks per pass (each input pair broadcast once for all of them on
+                // the host), then the remaining blocks one by one.
+                let mut j = 0;
+                while j + G <= BLOCKS {
+                    let mut accs = [[0i32; 8]; G];
+                    ::microgen_rt::mac::dot_8xg::<G>(&words, &#wp_id.0[j * STEPS * 32..], STEPS * 32, &mut accs);
+                    for (g, a) in accs.iter().enumerate() {
+                        put(j + g, a);
+                    }
+                    j += G;
+                }
+                while j < BLOCKS {
+                    let mut accs = [[0i32; 8]; 1];
+                    ::microgen_rt::mac::dot_8xg::<1>(&words, &#wp_id.0[j * STEPS * 32..], STEPS * 32, &mut accs);
+                    put(j, &accs[0]);
+                    j += 1;
                 }
             },
         );
@@ -833,6 +861,7 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
             const COUT: usize = #co;
             const STEPS: usize = #steps_l;
             const BLOCKS: usize = #blocks_l;
+            const G: usize = if BLOCKS < 8 { BLOCKS } else { 8 };
             #helpers
             #body
         };
@@ -845,7 +874,7 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
             super::strategy::Est { instructions: 12 * macs + npos * (12 * kn as u64 + 10 * cout as u64), code_bytes: 700, shared: Vec::new() },
         );
         let doc = format!(
-            "{shape_doc}, float32 with int8 {} weights (hybrid: input quantized per batch at run time as LiteRT does), int16-pair sums 8 channels at a time, activation {}, {macs} MACs",
+            "{shape_doc}, float32 with int8 {} weights (hybrid: input quantized per batch at run time as LiteRT does), int16-pair sums of up to 64 channels at a time, activation {}, {macs} MACs",
             if per_channel { "per-channel" } else { "per-tensor" },
             act.name()
         );
