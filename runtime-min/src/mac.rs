@@ -622,10 +622,14 @@ pub fn rq_block<const FAST: bool>(acc: &[i32], rq: &[[[i32; 8]; 3]], lo: i32, hi
         }
         return;
     }
-    for c in 0..n {
-        let r = &rq[c / 8];
-        let rc = [r[0][c % 8], r[1][c % 8], r[2][c % 8]];
-        out[c] = if FAST { rq_fast(acc[c].wrapping_mul(2), &rc, lo, hi) } else { rq_exact(acc[c], &rc, lo, hi) };
+    // Group by group, lane by lane: constant offsets into each group's constants (indexing
+    // channel by channel, `rq[c / 8][k][c % 8]`, cost Cortex-M4 7 more instructions per
+    // channel: sww_ref_model_int8 1.142 M -> 1.186 M).
+    for ((a, r), o) in acc.chunks(8).zip(rq).zip(out.chunks_mut(8)) {
+        for l in 0..a.len() {
+            let rc = [r[0][l], r[1][l], r[2][l]];
+            o[l] = if FAST { rq_fast(a[l].wrapping_mul(2), &rc, lo, hi) } else { rq_exact(a[l], &rc, lo, hi) };
+        }
     }
 }
 
