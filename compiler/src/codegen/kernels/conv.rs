@@ -814,7 +814,9 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
                 for (s, w) in words.iter_mut().enumerate() {
                     *w = patch[2 * s] as u16 as u32 | (patch[2 * s + 1] as u16 as u32) << 16;
                 }
-                // The float scaling of block `j`'s 8 sums and their stores.
+                // The float scaling of block `j`'s 8 sums and their stores (`mut` for an
+                // output slice of bytes; one of cells needs none).
+                #[allow(unused_mut)]
                 let mut put = |j: usize, accs: &[i32; 8]| {
                     if (j + 1) * 8 <= COUT {
                         // A whole block: the 8 outputs computed in a local array and
