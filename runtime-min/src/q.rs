@@ -299,11 +299,9 @@ mod tests {
                 assert_eq!(rounding_half_sum(a, b), reference(a, b), "{a} + {b}");
             }
         }
-        let mut s = 0x2545_F491_4F6C_DD1Du64;
+        let mut next = crate::mac::tests::rng(0x2545_F491_4F6C_DD1Du64);
         for _ in 0..100_000 {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
+            let s = next();
             let (a, b) = (s as i32, (s >> 32) as i32);
             assert_eq!(rounding_half_sum(a, b), reference(a, b), "{a} + {b}");
         }
@@ -321,11 +319,9 @@ mod tests {
             }
         }
         // Random pairs, and pairs whose product lies on a rounding boundary (ab = k * 2^30).
-        let mut s = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = crate::mac::tests::rng(0x9E37_79B9_7F4A_7C15u64);
         for _ in 0..1_000_000 {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
+            let s = next();
             let (a, b) = (s as i32, (s >> 32) as i32);
             assert_eq!(srdhm(a, b), srdhm_gemmlowp(a, b), "{a} * {b}");
             // p * q = ±(b >> 15) * 2^30: every odd multiple is a tie.
