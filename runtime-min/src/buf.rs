@@ -39,6 +39,8 @@ impl I8sMut for [i8] {
 /// Read f32 elements.
 pub trait F32s {
     fn get_f32(&self, i: usize) -> f32;
+    /// Elements `i..i + n` as a slice of the same kind (one bounds check).
+    fn f32_run(&self, i: usize, n: usize) -> &Self;
     /// Elements `i..i + dst.len()` into `dst` (one bounds check).
     fn read_f32s(&self, i: usize, dst: &mut [f32]) {
         for (k, d) in dst.iter_mut().enumerate() {
@@ -57,6 +59,10 @@ pub trait F32sMut: F32s {
     }
 }
 impl F32s for [u8] {
+    #[inline(always)]
+    fn f32_run(&self, i: usize, n: usize) -> &Self {
+        &self[4 * i..4 * (i + n)]
+    }
     #[inline(always)]
     fn get_f32(&self, i: usize) -> f32 {
         let mut b = [0u8; 4];
@@ -84,6 +90,10 @@ impl F32sMut for [u8] {
     }
 }
 impl F32s for [f32] {
+    #[inline(always)]
+    fn f32_run(&self, i: usize, n: usize) -> &Self {
+        &self[i..i + n]
+    }
     #[inline(always)]
     fn get_f32(&self, i: usize) -> f32 {
         self[i]
@@ -172,6 +182,10 @@ impl I8s for [Cell<u8>] {
 }
 
 impl F32s for [Cell<u8>] {
+    #[inline(always)]
+    fn f32_run(&self, i: usize, n: usize) -> &Self {
+        &self[4 * i..4 * (i + n)]
+    }
     #[inline(always)]
     fn get_f32(&self, i: usize) -> f32 {
         let c = &self[4 * i..4 * i + 4];

@@ -148,18 +148,104 @@ pub fn logistic(x: f32) -> f32 {
 }
 
 /// Output positions per float tile: enough independent accumulator chains to hide the
-/// add latency of a wide vector unit on the host; one position on the microcontrollers
-/// (16 channels already fill an FPU's register file).
-#[cfg(target_arch = "x86_64")]
+/// add (or fused multiply-add) latency of a wide vector unit on the host: 6 x 16 channels
+/// are 12 accumulators, 2 weight vectors and a broadcast, 15 of the 16 AVX registers (4
+/// without FMA, where each product needs a register of its own); one position on the
+/// microcontrollers (16 channels already fill an FPU's register file).
+#[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
+pub const TILE_P: usize = 6;
+#[cfg(all(target_arch = "x86_64", not(all(target_feature = "avx", target_feature = "fma"))))]
 pub const TILE_P: usize = 4;
 #[cfg(not(target_arch = "x86_64"))]
 pub const TILE_P: usize = 1;
 
+/// Whether this build fuses the float multiply-adds of [`madd`] and [`madd_lanes`] (and so of
+/// [`tile`], [`gemv`] and the generated packed float kernels): an x86-64 host with FMA (the
+/// `microgen run` runner's `-C target-cpu=native`). A fused `a + x * w` is rounded once instead of twice, as
+/// in XNNPACK's kernels, so such a build is not bit-identical with a microcontroller's (which
+/// rounds each product before its add); `-C target-feature=-fma` gives the unfused results.
+pub const FUSED: bool = cfg!(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"));
+
+/// `acc[n] += x * w[n]` for every lane `n` (fused where [`FUSED`]).
+#[inline(always)]
+pub fn madd<const N: usize>(acc: &mut [f32; N], x: f32, w: &[f32; N]) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
+    fused::madd(acc, x, w);
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma")))]
+    for n in 0..N {
+        acc[n] += x * w[n];
+    }
+}
+
+/// `acc[n] += x[n] * w[n]` for every lane `n` (fused where [`FUSED`]).
+#[inline(always)]
+pub fn madd_lanes<const N: usize>(acc: &mut [f32; N], x: &[f32; N], w: &[f32; N]) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
+    fused::madd_lanes(acc, x, w);
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma")))]
+    for n in 0..N {
+        acc[n] += x[n] * w[n];
+    }
+}
+
+#[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
+#[allow(unsafe_code)]
+mod fused {
+    use core::arch::x86_64::*;
+
+    /// One lane: `a + x * w` rounded once.
+    #[inline(always)]
+    fn one(a: f32, x: f32, w: f32) -> f32 {
+        // SAFETY: FMA is enabled by the cfg that compiles this module; register operands only.
+        unsafe { _mm_cvtss_f32(_mm_fmadd_ss(_mm_set_ss(x), _mm_set_ss(w), _mm_set_ss(a))) }
+    }
+
+    #[inline(always)]
+    pub fn madd<const N: usize>(acc: &mut [f32; N], x: f32, w: &[f32; N]) {
+        let mut i = 0;
+        // SAFETY: AVX and FMA are enabled by the module's cfg; every access reads or writes
+        // 8 lanes at `i + 8 <= N` inside `acc` or `w` (unaligned loads and stores).
+        unsafe {
+            let xv = _mm256_set1_ps(x);
+            while i + 8 <= N {
+                let a = _mm256_loadu_ps(acc.as_ptr().add(i));
+                let b = _mm256_loadu_ps(w.as_ptr().add(i));
+                _mm256_storeu_ps(acc.as_mut_ptr().add(i), _mm256_fmadd_ps(xv, b, a));
+                i += 8;
+            }
+        }
+        while i < N {
+            acc[i] = one(acc[i], x, w[i]);
+            i += 1;
+        }
+    }
+
+    #[inline(always)]
+    pub fn madd_lanes<const N: usize>(acc: &mut [f32; N], x: &[f32; N], w: &[f32; N]) {
+        let mut i = 0;
+        // SAFETY: as in `madd`, with `x` read like `w`.
+        unsafe {
+            while i + 8 <= N {
+                let a = _mm256_loadu_ps(acc.as_ptr().add(i));
+                let xv = _mm256_loadu_ps(x.as_ptr().add(i));
+                let b = _mm256_loadu_ps(w.as_ptr().add(i));
+                _mm256_storeu_ps(acc.as_mut_ptr().add(i), _mm256_fmadd_ps(xv, b, a));
+                i += 8;
+            }
+        }
+        while i < N {
+            acc[i] = one(acc[i], x[i], w[i]);
+            i += 1;
+        }
+    }
+}
+
 /// The float tile multiply-accumulate: `acc[p][n] += xs[p][k] * w[k][n]` for `k` ascending,
 /// `P` positions (their window values, `xs`, all of one length) by `N` channels (`w`: the
-/// `N` weights of each `k`, float32 little-endian). Each output keeps the reference's order
-/// of summation and every product is rounded before its add (Rust never fuses them), so
-/// the result equals a scalar loop's, bit for bit; the `N` lanes become vector operations.
+/// `N` weights of each `k`, float32 little-endian), through [`madd`]. Each output keeps the
+/// reference's order of summation; unless [`FUSED`], every product is rounded before its add
+/// (Rust never contracts them), so the result equals a scalar loop's, bit for bit. The `N`
+/// lanes become vector operations.
 #[inline(always)]
 pub fn tile<const P: usize, const N: usize>(xs: [&[f32]; P], w: &[u8], acc: &mut [[f32; N]; P]) {
     let k = xs[0].len();
@@ -167,16 +253,29 @@ pub fn tile<const P: usize, const N: usize>(xs: [&[f32]; P], w: &[u8], acc: &mut
     for (kk, wr) in w[..k * 4 * N].chunks_exact(4 * N).enumerate() {
         let wv: [f32; N] = core::array::from_fn(|n| f32::from_le_bytes([wr[4 * n], wr[4 * n + 1], wr[4 * n + 2], wr[4 * n + 3]]));
         for p in 0..P {
-            let xv = xs[p][kk];
-            for n in 0..N {
-                acc[p][n] += xv * wv[n];
-            }
+            madd(&mut acc[p], xs[p][kk], &wv);
         }
     }
 }
 
-/// A float fully connected row: `out(o, sum_k x[k] * w[o][k])` (`k` ascending, each product
-/// rounded before its add: a scalar loop's result, bit for bit) for every channel `o` of the
+/// [`tile`] reading the inputs in place: position `p`'s `k` values are elements
+/// `starts[p]..starts[p] + k` of `x` (arena bytes, a float slice or shared cells), so a
+/// window row inside the input needs no copy. The same sums, in the same order.
+#[inline(always)]
+pub fn tile_at<const P: usize, const N: usize, X: crate::buf::F32s + ?Sized>(x: &X, starts: [usize; P], k: usize, w: &[u8], acc: &mut [[f32; N]; P]) {
+    let rows: [&X; P] = core::array::from_fn(|p| x.f32_run(starts[p], k));
+    let w = &w[..k * 4 * N];
+    for kk in 0..k {
+        let wr = &w[kk * 4 * N..(kk + 1) * 4 * N];
+        let wv: [f32; N] = core::array::from_fn(|n| f32::from_le_bytes([wr[4 * n], wr[4 * n + 1], wr[4 * n + 2], wr[4 * n + 3]]));
+        for p in 0..P {
+            madd(&mut acc[p], rows[p].get_f32(kk), &wv);
+        }
+    }
+}
+
+/// A float fully connected row: `out(o, sum_k x[k] * w[o][k])` (`k` ascending, through
+/// [`madd`]: a scalar loop's result, bit for bit, unless [`FUSED`]) for every channel `o` of the
 /// weights packed `[o / N][k][o % N]` (float32 little-endian, whole blocks of `N`). On the
 /// host, `TILE_P` blocks at a time (independent accumulator chains).
 #[inline(always)]
@@ -193,9 +292,8 @@ pub fn gemv<const N: usize>(x: &[f32], w: &[u8], mut out: impl FnMut(usize, f32)
         for (kk, &xv) in x.iter().enumerate() {
             for q in 0..TILE_P {
                 let wr = &ws[q][kk * 4 * N..(kk + 1) * 4 * N];
-                for n in 0..N {
-                    acc[q][n] += xv * f32::from_le_bytes([wr[4 * n], wr[4 * n + 1], wr[4 * n + 2], wr[4 * n + 3]]);
-                }
+                let wv: [f32; N] = core::array::from_fn(|n| f32::from_le_bytes([wr[4 * n], wr[4 * n + 1], wr[4 * n + 2], wr[4 * n + 3]]));
+                madd(&mut acc[q], xv, &wv);
             }
         }
         for (q, a) in acc.iter().enumerate() {
@@ -261,6 +359,37 @@ mod tests {
         }
     }
 
+    /// The reference step: fused (one rounding, std's `mul_add`) where this build fuses.
+    fn step(a: f32, x: f32, w: f32) -> f32 {
+        if FUSED {
+            x.mul_add(w, a)
+        } else {
+            a + x * w
+        }
+    }
+
+    #[test]
+    fn madd_is_the_reference_step() {
+        let mut s = 0x9e37_79b9u32;
+        let mut r = || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s as i32) as f32 / 2_147_483_648.0 * 3.0
+        };
+        for _ in 0..2000 {
+            let (a, x, w): ([f32; 13], [f32; 13], [f32; 13]) = (core::array::from_fn(|_| r()), core::array::from_fn(|_| r()), core::array::from_fn(|_| r()));
+            let xs = r();
+            let (mut b, mut l) = (a, a);
+            madd(&mut b, xs, &w);
+            madd_lanes(&mut l, &x, &w);
+            for n in 0..13 {
+                assert_eq!(b[n].to_bits(), step(a[n], xs, w[n]).to_bits());
+                assert_eq!(l[n].to_bits(), step(a[n], x[n], w[n]).to_bits());
+            }
+        }
+    }
+
     #[test]
     fn tile_sums_in_order() {
         let (x0, x1): ([f32; 3], [f32; 3]) = ([1.0, 1e8, -1e8], [0.5, 2.0, 0.0]);
@@ -272,7 +401,7 @@ mod tests {
             for n in 0..2 {
                 let mut want = 0.0f32;
                 for k in 0..3 {
-                    want += x[k] * w[k][n];
+                    want = step(want, x[k], w[k][n]);
                 }
                 assert_eq!(acc[p][n].to_bits(), want.to_bits());
             }
@@ -299,8 +428,8 @@ mod tests {
         gemv::<2>(&x, &wb, |o, v| got[o] = v);
         for (o, g) in got.iter().enumerate() {
             let mut want = 0.0f32;
-            for (kk, xv) in x.iter().enumerate() {
-                want += xv * wt(o, kk);
+            for (kk, &xv) in x.iter().enumerate() {
+                want = step(want, xv, wt(o, kk));
             }
             assert_eq!(g.to_bits(), want.to_bits(), "channel {o}");
         }

@@ -166,7 +166,9 @@ if [ "$REPEAT" -gt 1 ]; then  # every sample REPEAT times, then keep every REPEA
     for ((r = 0; r < REPEAT; r++)); do cat "$WORK/one.bin" >>"$HOST_IN"; done
   done
 fi
-env -u RUSTC -u RUSTC_BOOTSTRAP "$CLI" run "$MODEL" --input "$HOST_IN" --output "$WORK/host.bin" >"$WORK/host.log" 2>&1 || { cat "$WORK/host.log" >&2; log "microgen run failed"; exit 2; }
+# Without fused multiply-adds (an FMA host fuses float32 multiply-adds, which a
+# microcontroller's code never does), so float outputs too must equal the firmware's.
+env -u RUSTC -u RUSTC_BOOTSTRAP MICROGEN_HOST_RUSTFLAGS="${MICROGEN_HOST_RUSTFLAGS:--C target-cpu=native -C target-feature=-fma}" "$CLI" run "$MODEL" --input "$HOST_IN" --output "$WORK/host.bin" >"$WORK/host.log" 2>&1 || { cat "$WORK/host.log" >&2; log "microgen run failed"; exit 2; }
 if [ "$REPEAT" -gt 1 ]; then
   mv "$WORK/host.bin" "$WORK/host-all.bin"; : >"$WORK/host.bin"
   for ((i = 0; i < SAMPLES; i++)); do

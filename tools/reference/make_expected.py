@@ -57,7 +57,10 @@ EXCLUDE_SHARED = ("audio_preprocessor_",)
 
 # Float tolerance: pass iff |got - want| <= abs + rel * |want| for every element.
 FLOAT_TOL = {"rel": 1e-5, "abs": 1e-6}
-FLOAT_TOL_DEEP = {"rel": 1e-4, "abs": 1e-5}     # deep shared float models
+# Deep shared float models: an x86-64 host with FMA fuses the float multiply-adds (one
+# rounding, microgen_rt::f::FUSED), and in a hybrid model (kws_ds_cnn_float32) a last-bit
+# difference can move a dynamically quantized activation by one int8 step.
+FLOAT_TOL_DEEP = {"rel": 1e-4, "abs": 1e-5}
 LITERT_TOL = {"rel": 1e-4, "abs": 1e-6}         # cases whose reference is LiteRT BUILTIN_REF
 
 # Realistic real-valued input ranges of the shared models, from the input quantization of
@@ -353,7 +356,7 @@ def process(case):
     if outs is None:
         reference = "litert-builtin-ref"
         if any(t["dtype"] == "float32" for t in outputs):
-            compare = dict(LITERT_TOL)
+            compare = dict(FLOAT_TOL_DEEP if case["group"] == "shared" else LITERT_TOL)
         note += f"; TFLM refuses this model ({tflm_err}), reference is LiteRT BUILTIN_REF"
         outs = lit
         print(f"  TFLM refused: {tflm_err}; using LiteRT BUILTIN_REF")

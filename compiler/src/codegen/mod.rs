@@ -29,6 +29,9 @@ pub struct KernelCtx<'a> {
     /// Run the output positions backwards (window kernels; set by the memory plan when the
     /// output overlaps the input from above).
     pub reverse: bool,
+    /// The memory plan overlaps the output with an input (the kernel's modelled order of
+    /// reads and writes must hold).
+    pub overlap: bool,
     /// The kernel strategy asked for (emitters without that strategy use their loop form).
     pub strategy: kernels::strategy::Strategy,
     /// Requantization written out in each loop kernel (the speed goal), else one shared
@@ -165,7 +168,7 @@ pub fn generate_with(g: &Graph, plan: &Plan, header: &str, goal: kernels::strate
         let mut cs = Vec::new();
         if !node.op.is_view() && !matches!(node.op, crate::ir::Op::ReadVariable { .. } | crate::ir::Op::AssignVariable { .. }) {
             for strategy in kernels::strategy::offered(g, node) {
-                let ctx = KernelCtx { g, node, prefix: format!("OP{}", node.index), reverse: plan.reverse_at(step), strategy, inline_requant: goal == kernels::strategy::Goal::Speed, reported: Default::default() };
+                let ctx = KernelCtx { g, node, prefix: format!("OP{}", node.index), reverse: plan.reverse_at(step), overlap: plan.overlaps_at(step).next().is_some(), strategy, inline_requant: goal == kernels::strategy::Goal::Speed, reported: Default::default() };
                 let k = kernels::emit(&ctx).map_err(|e| e.with_op(node.index, node.op.name()))?;
                 let c = kernels::strategy::candidate(&ctx, &k);
                 if !cs.iter().any(|(o, _): &(kernels::strategy::Candidate, Kernel)| o.strategy == c.strategy) {

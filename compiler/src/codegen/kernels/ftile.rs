@@ -2,9 +2,11 @@
 //! FULLY_CONNECTED: weights packed at compile time so that one input value meets a block of
 //! output channels' weights (`microgen_rt::f::tile` / `gemv`), or, for depthwise, one tap
 //! meets a block of channels. Every output is still summed tap after tap from 0 in the
-//! reference's order, and every product rounded before its add (Rust never contracts them),
-//! so the results equal the loop form's bit for bit; the channel lanes become vector
-//! instructions on the host and a run of register-held accumulators on a microcontroller FPU.
+//! reference's order through `microgen_rt::f::madd`: on a microcontroller every product is
+//! rounded before its add (Rust never contracts them), so the results equal the loop form's
+//! bit for bit; an x86-64 host with FMA fuses each product into its add (one rounding, as
+//! XNNPACK does; `microgen_rt::f::FUSED`). The channel lanes become vector instructions on
+//! the host and a run of register-held accumulators on a microcontroller FPU.
 
 use super::super::{lit, Kernel, KernelCtx};
 use super::conv::{clamp_f32, Geom};
@@ -127,7 +129,36 @@ pub fn conv(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, doc: S
         }
     };
     let (tiles, blocks) = if g.rev { (quote!((0..TILES).rev()), quote!((0..NB).rev())) } else { (quote!(0..TILES), quote!(0..NB)) };
-    let body = quote! {
+    // Windows read in place (`microgen_rt::f::tile_at`) where a tile's window rows all lie
+    // inside the input: undilated columns, and, when the output overlaps the input, one
+    // block only (a second block would read a window after the first wrote its outputs).
+    let in_place = g.dw == 1 && (nb == 1 || !ctx.overlap);
+    let epilogue = quote! {
+        for (p, a) in acc.iter().enumerate() {
+            let pos = t * P + p;
+            if pos >= NPOS {
+                break;
+            }
+            if (j + 1) * TN <= COUT {
+                let bias = &#b_id[j * TN..(j + 1) * TN];
+                let mut o = [0.0f32; TN];
+                for q in 0..TN {
+                    let v = a[q] + bias[q];
+                    o[q] = #clamp;
+                }
+                y0.write_f32s(pos * COUT + j * TN, &o);
+            } else {
+                for (q, &acc) in a.iter().enumerate() {
+                    let oc = j * TN + q;
+                    if oc < COUT {
+                        let v = acc + #b_id[oc];
+                        y0.set_f32(pos * COUT + oc, #clamp);
+                    }
+                }
+            }
+        }
+    };
+    let consts = quote! {
         #decls
         const COUT: usize = #co;
         const K: usize = #kl;
@@ -137,40 +168,86 @@ pub fn conv(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, doc: S
         const P: usize = ::microgen_rt::f::TILE_P;
         const TILES: usize = NPOS.div_ceil(P);
         let _ = (N, H, W, OH, SH, SW, DH, DW, PAD_H, PAD_W, KH, KW);
-        let mut win = [[0.0f32; K]; P];
-        for t in #tiles {
-            for p in 0..P {
-                let pos = t * P + p;
-                if pos < NPOS {
-                    #gather
+    };
+    let body = if in_place && dense {
+        // A position's window is its `C` input values; a tile's positions past the end
+        // read the last one's (their sums are never stored).
+        quote! {
+            #consts
+            for t in #tiles {
+                let starts: [usize; P] = ::core::array::from_fn(|p| (t * P + p).min(NPOS - 1) * C);
+                for j in #blocks {
+                    let mut acc = [[0.0f32; TN]; P];
+                    ::microgen_rt::f::tile_at(x0, starts, K, &#w_id[j * K * TN * 4..(j + 1) * K * TN * 4], &mut acc);
+                    #epilogue
                 }
             }
-            let xs: [&[f32]; P] = ::core::array::from_fn(|p| &win[p][..]);
-            for j in #blocks {
-                let mut acc = [[0.0f32; TN]; P];
-                ::microgen_rt::f::tile(xs, &#w_id[j * K * TN * 4..(j + 1) * K * TN * 4], &mut acc);
-                for (p, a) in acc.iter().enumerate() {
-                    let pos = t * P + p;
-                    if pos >= NPOS {
-                        break;
-                    }
-                    if (j + 1) * TN <= COUT {
-                        let bias = &#b_id[j * TN..(j + 1) * TN];
-                        let mut o = [0.0f32; TN];
-                        for q in 0..TN {
-                            let v = a[q] + bias[q];
-                            o[q] = #clamp;
-                        }
-                        y0.write_f32s(pos * COUT + j * TN, &o);
+        }
+    } else if in_place {
+        let full = if g.partial {
+            quote!(iy0 >= 0 && ix0 >= 0 && (iy0 as usize) + (KH - 1) * DH < H && (ix0 as usize) + KW - 1 < W)
+        } else {
+            quote!(true)
+        };
+        quote! {
+            #consts
+            let mut win = [[0.0f32; K]; P];
+            for t in #tiles {
+                // Where every window of the tile lies inside the input, its rows are read in
+                // place (from `base`); otherwise the windows are copied, zeros at padded taps.
+                let mut base = [0usize; P];
+                let mut inside = true;
+                for p in 0..P {
+                    // Positions past the end read the last one's window (never stored).
+                    let pos = (t * P + p).min(NPOS - 1);
+                    let (b, oy, ox) = (pos / (OH * OW), (pos / OW) % OH, pos % OW);
+                    let (iy0, ix0) = ((oy * SH) as isize - PAD_H, (ox * SW) as isize - PAD_W);
+                    if #full {
+                        base[p] = ((b * H + iy0 as usize) * W + ix0 as usize) * C;
                     } else {
-                        for (q, &acc) in a.iter().enumerate() {
-                            let oc = j * TN + q;
-                            if oc < COUT {
-                                let v = acc + #b_id[oc];
-                                y0.set_f32(pos * COUT + oc, #clamp);
-                            }
+                        inside = false;
+                    }
+                }
+                if !inside {
+                    for p in 0..P {
+                        let pos = t * P + p;
+                        if pos < NPOS {
+                            #gather
                         }
                     }
+                }
+                let xs: [&[f32]; P] = ::core::array::from_fn(|p| &win[p][..]);
+                for j in #blocks {
+                    let mut acc = [[0.0f32; TN]; P];
+                    let wj = &#w_id[j * K * TN * 4..(j + 1) * K * TN * 4];
+                    if inside {
+                        for ky in 0..KH {
+                            let starts: [usize; P] = ::core::array::from_fn(|p| base[p] + ky * DH * W * C);
+                            ::microgen_rt::f::tile_at(x0, starts, KW * C, &wj[ky * KW * C * TN * 4..(ky + 1) * KW * C * TN * 4], &mut acc);
+                        }
+                    } else {
+                        ::microgen_rt::f::tile(xs, wj, &mut acc);
+                    }
+                    #epilogue
+                }
+            }
+        }
+    } else {
+        quote! {
+            #consts
+            let mut win = [[0.0f32; K]; P];
+            for t in #tiles {
+                for p in 0..P {
+                    let pos = t * P + p;
+                    if pos < NPOS {
+                        #gather
+                    }
+                }
+                let xs: [&[f32]; P] = ::core::array::from_fn(|p| &win[p][..]);
+                for j in #blocks {
+                    let mut acc = [[0.0f32; TN]; P];
+                    ::microgen_rt::f::tile(xs, &#w_id[j * K * TN * 4..(j + 1) * K * TN * 4], &mut acc);
+                    #epilogue
                 }
             }
         }
@@ -210,9 +287,7 @@ pub fn depthwise(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, d
                     x0.read_f32s(xi, &mut xv);
                     let mut wv = [0.0f32; CB];
                     w.read_f32s(wi, &mut wv);
-                    for q in 0..CB {
-                        acc[q] += xv[q] * wv[q];
-                    }
+                    ::microgen_rt::f::madd_lanes(acc, &xv, &wv);
                 }
                 if full {
                     // The whole window: constant bounds, the taps unrolled.
