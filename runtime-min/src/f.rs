@@ -258,18 +258,22 @@ pub fn tile<const P: usize, const N: usize>(xs: [&[f32]; P], w: &[u8], acc: &mut
     }
 }
 
-/// [`tile`] reading the inputs in place: position `p`'s `k` values are elements
-/// `starts[p]..starts[p] + k` of `x` (arena bytes, a float slice or shared cells), so a
-/// window row inside the input needs no copy. The same sums, in the same order.
+/// [`tile`] reading the inputs in place: position `p`'s window is `rows` runs of `k`
+/// values, `stride` elements apart, from element `starts[p]` of `x` (arena bytes, a float
+/// slice or shared cells), so a window inside the input needs no copy. `w` holds the `N`
+/// weights of each of the `rows * k` taps. The same sums, in the same order.
 #[inline(always)]
-pub fn tile_at<const P: usize, const N: usize, X: crate::buf::F32s + ?Sized>(x: &X, starts: [usize; P], k: usize, w: &[u8], acc: &mut [[f32; N]; P]) {
-    let rows: [&X; P] = core::array::from_fn(|p| x.f32_run(starts[p], k));
-    let w = &w[..k * 4 * N];
-    for kk in 0..k {
-        let wr = &w[kk * 4 * N..(kk + 1) * 4 * N];
-        let wv: [f32; N] = core::array::from_fn(|n| f32::from_le_bytes([wr[4 * n], wr[4 * n + 1], wr[4 * n + 2], wr[4 * n + 3]]));
-        for p in 0..P {
-            madd(&mut acc[p], rows[p].get_f32(kk), &wv);
+pub fn tile_at<const P: usize, const N: usize, X: crate::buf::F32s + ?Sized>(x: &X, starts: [usize; P], rows: usize, k: usize, stride: usize, w: &[u8], acc: &mut [[f32; N]; P]) {
+    let span = (rows - 1) * stride + k;
+    let wins: [&X; P] = core::array::from_fn(|p| x.f32_run(starts[p], span));
+    let w = &w[..rows * k * 4 * N];
+    for r in 0..rows {
+        for kk in 0..k {
+            let wr = &w[(r * k + kk) * 4 * N..(r * k + kk + 1) * 4 * N];
+            let wv: [f32; N] = core::array::from_fn(|n| f32::from_le_bytes([wr[4 * n], wr[4 * n + 1], wr[4 * n + 2], wr[4 * n + 3]]));
+            for p in 0..P {
+                madd(&mut acc[p], wins[p].get_f32(r * stride + kk), &wv);
+            }
         }
     }
 }
@@ -408,6 +412,23 @@ mod tests {
         }
         // 0.25 + 1e8 - 1e8 in order is 0 (the small term is absorbed), not 0.25.
         assert_eq!(acc[0][0], 0.0);
+    }
+
+    #[test]
+    fn tile_at_reads_the_windows_in_place() {
+        // 3 positions, windows of 2 rows of 3 values, 7 apart, inside 40 values held as
+        // bytes: the same sums as `tile` over the windows copied out.
+        let xs: std::vec::Vec<f32> = (0..40).map(|i| ((i * 37) % 11) as f32 * 0.3 - 1.4).collect();
+        let xb: std::vec::Vec<u8> = xs.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let wb: std::vec::Vec<u8> = (0..6 * 8).flat_map(|i| (((i * 13) % 7) as f32 * 0.21 - 0.5).to_le_bytes()).collect();
+        let starts = [0usize, 5, 30];
+        let mut got = [[0.0f32; 8]; 3];
+        tile_at(&xb[..], starts, 2, 3, 7, &wb, &mut got);
+        let wins: std::vec::Vec<[f32; 6]> = starts.iter().map(|&s| core::array::from_fn(|i| xs[s + (i / 3) * 7 + i % 3])).collect();
+        let mut want = [[0.0f32; 8]; 3];
+        tile([&wins[0][..], &wins[1][..], &wins[2][..]], &wb, &mut want);
+        assert_eq!(got.map(|r| r.map(f32::to_bits)), want.map(|r| r.map(f32::to_bits)));
+        assert!(got[2].iter().any(|&v| v != 0.0));
     }
 
     #[test]

@@ -178,7 +178,7 @@ pub fn conv(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, doc: S
                 let starts: [usize; P] = ::core::array::from_fn(|p| (t * P + p).min(NPOS - 1) * C);
                 for j in #blocks {
                     let mut acc = [[0.0f32; TN]; P];
-                    ::microgen_rt::f::tile_at(x0, starts, K, &#w_id[j * K * TN * 4..(j + 1) * K * TN * 4], &mut acc);
+                    ::microgen_rt::f::tile_at(x0, starts, 1, K, 0, &#w_id[j * K * TN * 4..(j + 1) * K * TN * 4], &mut acc);
                     #epilogue
                 }
             }
@@ -221,10 +221,7 @@ pub fn conv(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, doc: S
                     let mut acc = [[0.0f32; TN]; P];
                     let wj = &#w_id[j * K * TN * 4..(j + 1) * K * TN * 4];
                     if inside {
-                        for ky in 0..KH {
-                            let starts: [usize; P] = ::core::array::from_fn(|p| base[p] + ky * DH * W * C);
-                            ::microgen_rt::f::tile_at(x0, starts, KW * C, &wj[ky * KW * C * TN * 4..(ky + 1) * KW * C * TN * 4], &mut acc);
-                        }
+                        ::microgen_rt::f::tile_at(x0, base, KH, KW * C, DH * W * C, wj, &mut acc);
                     } else {
                         ::microgen_rt::f::tile(xs, wj, &mut acc);
                     }
