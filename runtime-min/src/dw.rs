@@ -188,30 +188,30 @@ fn gather<B: Byte, const C: usize, const PW: usize>(src: &[B], ring: &mut [i16],
     let src = &src[..w * C];
     let ring = &mut ring[..3 * C * PW];
     assert!(pad_w + w <= PW);
+    // Channels copied so far (all pixels of each).
     #[allow(unused_mut)]
     let mut done = 0;
     #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
-    if C % 4 == 0 && 2 * C <= 4095 && 3 * (3 * PW * 2) <= 4095 && w >= 2 {
+    if C >= 4 && 2 * C <= 4095 && 3 * (3 * PW * 2) <= 4095 && w >= 2 {
+        // Whole groups of 4 channels; the last `C % 4` channels below.
         let sp = src.as_ptr() as *const u8;
         let dp = ring[slot * PW + pad_w..].as_mut_ptr();
         gather_asm::<C, PW>(sp, dp, w / 2, w % 2);
-        done = w;
+        done = C / 4 * 4;
     }
-    if done == w {
-        return;
-    }
-    for c in 0..C {
+    for c in done..C {
         let base = (c * 3 + slot) * PW + pad_w;
-        let dst = &mut ring[base + done..base + w];
-        for (d, px) in dst.iter_mut().zip(src[done * C + c..].iter().step_by(C)) {
+        let dst = &mut ring[base..base + w];
+        for (d, px) in dst.iter_mut().zip(src[c..].iter().step_by(C)) {
             *d = px.byte() as i8 as i16;
         }
     }
 }
 
-/// `2 * pairs + odd` pixels of a row into the planes, two pixels of four channels per
-/// step: `LDR`, `SXTB16`, `PKHBT`/`PKHTB` give each channel's pair of pixels as one word.
-/// `dp` is the slot's first column of channel 0.
+/// `2 * pairs + odd` pixels of a row into the planes of channels `0..C / 4 * 4`, two pixels
+/// of four channels per step: `LDR`, `SXTB16`, `PKHBT`/`PKHTB` give each channel's pair of
+/// pixels as one word. `dp` is the slot's first column of channel 0. (A word read of a
+/// pixel's four channels `4g..4g + 4` stays inside the pixel's `C` values.)
 #[cfg(all(target_arch = "arm", target_feature = "dsp"))]
 #[allow(unsafe_code)]
 #[inline(never)]

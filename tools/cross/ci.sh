@@ -74,6 +74,7 @@ check m4 pruned_cnn_p80_int8 "$N"   # the sparse SMLAD kernels of pruned weights
 check m4 layer_dwc1_21x17x1_int8 "$N"
 check m4 layer_fc_1001x12_int8 "$N"
 check m4 dw_dil2_int8 "$N"          # the channel-vector depthwise form (dilated window)
+check m4 dw_m1_int8 "$N"            # 3x3 depthwise, 5 channels: the DSP row gather of 4 plus one channel
 check m0 zoo_dscnn_int8 "$N"        # the speed goal's forms for targets without SMLAD
 check rv32 zoo_dscnn_int8 "$N"
 check rv32 zoo_mbv2_block_int8 "$N"
