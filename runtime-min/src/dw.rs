@@ -181,6 +181,18 @@ pub fn dw3x3<B: Byte, Y: Out8, const S: usize, const PW: usize, const C: usize, 
     }
 }
 
+/// Words as the int16 values they hold (`2 * w.len()` of them): the generated code keeps
+/// the ring of [`dw3x3`] as words, so that filling it with the zero point takes one store
+/// per two values.
+#[allow(unsafe_code)]
+#[inline(always)]
+pub fn halves(w: &mut [u32]) -> &mut [i16] {
+    // SAFETY: `u32`'s alignment (4) is a multiple of `i16`'s (2), the `2 * len` values cover
+    // exactly the words' bytes, every bit pattern is a valid `i16`, and the result borrows
+    // `w` mutably for its whole life.
+    unsafe { core::slice::from_raw_parts_mut(w.as_mut_ptr() as *mut i16, 2 * w.len()) }
+}
+
 /// Copies one input row (`w` pixels of `C` channels) into column `pad_w..` of `slot` of
 /// every channel's plane.
 #[inline(never)]
@@ -202,8 +214,8 @@ fn gather<B: Byte, const C: usize, const PW: usize>(src: &[B], ring: &mut [i16],
     for c in done..C {
         let base = (c * 3 + slot) * PW + pad_w;
         let dst = &mut ring[base..base + w];
-        for (d, px) in dst.iter_mut().zip(src[c..].iter().step_by(C)) {
-            *d = px.byte() as i8 as i16;
+        for (d, px) in dst.iter_mut().zip(src.chunks_exact(C)) {
+            *d = px[c].byte() as i8 as i16;
         }
     }
 }

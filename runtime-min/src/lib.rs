@@ -10,8 +10,9 @@
 //! * [`small`]: the compact int8 convolution routine shared by a model's layers.
 //!
 //! `no_std`, no dependencies; `unsafe` only for the `asm!` blocks and the x86-64 vector
-//! intrinsics of [`mac`] and [`dw`], and one range-checked float truncation in [`f`] (each
-//! with its SAFETY argument).
+//! intrinsics of [`mac`], [`dw`] and [`f`] (fused multiply-add), one range-checked float
+//! truncation in [`f`], and [`dw::halves`] (words viewed as int16 values), each with its
+//! SAFETY argument.
 #![no_std]
 #![deny(unsafe_code)]
 

@@ -450,13 +450,18 @@ fn emit_fast(
         static #id: [[i32; 9]; #co] = [#(#consts),*];
     };
     let (s_l, pw_l, ow_l) = (lit::usize(g.sh), lit::usize(pw), lit::usize(g.ow));
-    let ring = lit::usize(3 * cout * pw);
+    // The ring's int16 values all the zero point, written two per word store.
+    let ring = lit::usize((3 * cout * pw).div_ceil(2));
+    let pair = {
+        let l = proc_macro2::Literal::u32_suffixed(((-in_off) as i16 as u16 as u32) * 0x1_0001);
+        quote!(#l)
+    };
     let geo = [g.n, g.h, g.w, g.oh, g.pad_h, g.pad_w].map(lit::usize);
     let (zp, lo_l, hi_l) = (lit::i32(-in_off), lit::i32(lo), lit::i32(hi));
     let rev = ctx.reverse;
     let body = quote! {
-        let mut ring = [#zp as i16; #ring];
-        ::microgen_rt::dw::dw3x3::<_, _, #s_l, #pw_l, #co, #ow_l>(x0, y0, [#(#geo),*], &#id, #zp, #lo_l, #hi_l, &mut ring, #rev);
+        let mut ring = [#pair; #ring];
+        ::microgen_rt::dw::dw3x3::<_, _, #s_l, #pw_l, #co, #ow_l>(x0, y0, [#(#geo),*], &#id, #zp, #lo_l, #hi_l, ::microgen_rt::dw::halves(&mut ring), #rev);
     };
     let scratch = 6 * cout * pw;
     let (pairs, single) = ((g.ow / 2) as u64, (g.ow % 2) as u64);
