@@ -181,16 +181,16 @@ pub fn dw3x3<B: Byte, Y: Out8, const S: usize, const PW: usize, const C: usize, 
     }
 }
 
-/// Words as the int16 values they hold (`2 * w.len()` of them): the generated code keeps
-/// the ring of [`dw3x3`] as words, so that filling it with the zero point takes one store
-/// per two values.
+/// 64-bit words as the int16 values they hold (`4 * w.len()` of them): the generated code
+/// keeps the ring of [`dw3x3`] as such words, so that filling it with the zero point takes
+/// one store per four values.
 #[allow(unsafe_code)]
 #[inline(always)]
-pub fn halves(w: &mut [u32]) -> &mut [i16] {
-    // SAFETY: `u32`'s alignment (4) is a multiple of `i16`'s (2), the `2 * len` values cover
+pub fn halves(w: &mut [u64]) -> &mut [i16] {
+    // SAFETY: `u64`'s alignment is a multiple of `i16`'s (2), the `4 * len` values cover
     // exactly the words' bytes, every bit pattern is a valid `i16`, and the result borrows
     // `w` mutably for its whole life.
-    unsafe { core::slice::from_raw_parts_mut(w.as_mut_ptr() as *mut i16, 2 * w.len()) }
+    unsafe { core::slice::from_raw_parts_mut(w.as_mut_ptr() as *mut i16, 4 * w.len()) }
 }
 
 /// Copies one input row (`w` pixels of `C` channels) into column `pad_w..` of `slot` of

@@ -450,10 +450,10 @@ fn emit_fast(
         static #id: [[i32; 9]; #co] = [#(#consts),*];
     };
     let (s_l, pw_l, ow_l) = (lit::usize(g.sh), lit::usize(pw), lit::usize(g.ow));
-    // The ring's int16 values all the zero point, written two per word store.
-    let ring = lit::usize((3 * cout * pw).div_ceil(2));
+    // The ring's int16 values all the zero point, written four per 64-bit store.
+    let ring = lit::usize((3 * cout * pw).div_ceil(4));
     let pair = {
-        let l = proc_macro2::Literal::u32_suffixed(((-in_off) as i16 as u16 as u32) * 0x1_0001);
+        let l = proc_macro2::Literal::u64_suffixed(((-in_off) as i16 as u16 as u64) * 0x0001_0001_0001_0001);
         quote!(#l)
     };
     let geo = [g.n, g.h, g.w, g.oh, g.pad_h, g.pad_w].map(lit::usize);
