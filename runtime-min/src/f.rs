@@ -278,6 +278,27 @@ pub fn tile_at<const P: usize, const N: usize, X: crate::buf::F32s + ?Sized>(x: 
     }
 }
 
+/// A depthwise window inside the input, `acc[q] += x[tap][q] * w[tap][q]` over the `kh * kw`
+/// taps in order (through [`madd_lanes`]): tap `(ky, kx)` reads `CB` values of `x` at
+/// `start + ky * row + kx * col` and of `w` (float32 little-endian) at element
+/// `(ky * kw + kx) * wrow`. The window is bounds-checked once, not tap by tap.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+pub fn dw_window<const CB: usize, X: crate::buf::F32s + ?Sized>(x: &X, start: usize, kh: usize, kw: usize, row: usize, col: usize, w: &[u8], wrow: usize, acc: &mut [f32; CB]) {
+    use crate::buf::F32s;
+    let win = x.f32_run(start, (kh - 1) * row + (kw - 1) * col + CB);
+    let w = &w[..((kh * kw - 1) * wrow + CB) * 4];
+    for ky in 0..kh {
+        for kx in 0..kw {
+            let mut xv = [0.0f32; CB];
+            win.read_f32s(ky * row + kx * col, &mut xv);
+            let mut wv = [0.0f32; CB];
+            w.read_f32s((ky * kw + kx) * wrow, &mut wv);
+            madd_lanes(acc, &xv, &wv);
+        }
+    }
+}
+
 /// A float fully connected row: `out(o, sum_k x[k] * w[o][k])` (`k` ascending, through
 /// [`madd`]: a scalar loop's result, bit for bit, unless [`FUSED`]) for every channel `o` of the
 /// weights packed `[o / N][k][o % N]` (float32 little-endian, whole blocks of `N`). On the

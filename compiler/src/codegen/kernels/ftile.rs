@@ -287,14 +287,9 @@ pub fn depthwise(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, d
                     ::microgen_rt::f::madd_lanes(acc, &xv, &wv);
                 }
                 if full {
-                    // The whole window: constant bounds, the taps unrolled.
-                    for ky in 0..KH {
-                        let iy = (iy0 + (ky * DH) as isize) as usize;
-                        for kx in 0..KW {
-                            let ix = (ix0 + (kx * DW) as isize) as usize;
-                            tap(&mut acc, x0, &#w_id[..], ((b * H + iy) * W + ix) * C + j * CB, (ky * KW + kx) * COUT + j * CB);
-                        }
-                    }
+                    // The whole window: constant bounds, one bounds check.
+                    let start = ((b * H + iy0 as usize) * W + ix0 as usize) * C + j * CB;
+                    ::microgen_rt::f::dw_window::<CB, _>(x0, start, KH, KW, DH * W * C, DW * C, &#w_id[j * CB * 4..], COUT, &mut acc);
                 } else {
                     for ky in ky0..ky1 {
                         let iy = (iy0 + (ky * DH) as isize) as usize;
