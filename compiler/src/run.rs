@@ -47,8 +47,10 @@ impl IoSizes {
 
 /// Flags of the runner build: `MICROGEN_HOST_RUSTFLAGS`, by default `-C target-cpu=native`
 /// (the runner only ever runs on the machine that builds it, so it may use all of its
-/// vector instructions; integer results do not depend on them, and Rust never contracts
-/// float operations into fused ones).
+/// vector instructions; integer results do not depend on them). With FMA the packed float
+/// kernels fuse their multiply-adds (`microgen_rt::f::FUSED`), so float outputs may differ
+/// from a microcontroller's in the last bits; add `-C target-feature=-fma` for the
+/// firmware's floats exactly (as `tools/cross/run-firmware.sh` does).
 pub fn host_rustflags() -> String {
     std::env::var("MICROGEN_HOST_RUSTFLAGS").unwrap_or_else(|_| "-C target-cpu=native".into())
 }
