@@ -145,6 +145,22 @@ pub fn runner(bytes: &[u8], opts: &Options) -> Result<(PathBuf, IoSizes)> {
     Ok((exe, io))
 }
 
+/// Starts a runner, retrying while Linux reports it busy (`ETXTBSY`): when several threads
+/// build and start runners (the test harness does), another thread's child can hold an
+/// inherited write descriptor of a freshly copied runner until its own `exec`.
+fn exec_retrying<T>(start: impl Fn() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut tries = 0;
+    loop {
+        match start() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return r,
+        }
+    }
+}
+
 /// The runner of a model file and the byte length of an input file, for `run` and `bench`.
 fn runner_for(model: &Path, input: &Path, opts: &Options) -> Result<(PathBuf, IoSizes, usize)> {
     let bytes = std::fs::read(model).map_err(|e| Error::io(format!("cannot read model: {e}")).with_model(model.display().to_string()))?;
@@ -169,11 +185,7 @@ pub fn bench(model: &Path, input: &Path, iters: usize, opts: &Options) -> Result
     if len < io.input_bytes() {
         return Err(Error::io(format!("input file {} has {len} bytes, less than one sample ({} bytes)", input.display(), io.input_bytes())));
     }
-    let out = Command::new(&exe)
-        .arg(input)
-        .arg("--bench")
-        .arg(iters.max(1).to_string())
-        .output()
+    let out = exec_retrying(|| Command::new(&exe).arg(input).arg("--bench").arg(iters.max(1).to_string()).output())
         .map_err(|e| build_err(format!("cannot start {}: {e}", exe.display())))?;
     let text = String::from_utf8_lossy(&out.stdout);
     let v: Vec<u64> = text.split_whitespace().filter_map(|w| w.parse().ok()).collect();
@@ -194,10 +206,7 @@ pub fn run(model: &Path, input: &Path, output: &Path, opts: &Options) -> Result<
             io.inputs.iter().map(|(d, n)| format!("{n} x {d}")).collect::<Vec<_>>().join(" + ")
         )));
     }
-    let st = Command::new(&exe)
-        .arg(input)
-        .arg(output)
-        .status()
+    let st = exec_retrying(|| Command::new(&exe).arg(input).arg(output).status())
         .map_err(|e| build_err(format!("cannot start {}: {e}", exe.display())))?;
     if !st.success() {
         return Err(build_err(format!("the runner failed ({st})")));
