@@ -240,6 +240,12 @@ mod fused {
     }
 }
 
+/// The `N` float32 little-endian weights at the start of `wr` (one tap of a packed block).
+#[inline(always)]
+fn weights<const N: usize>(wr: &[u8]) -> [f32; N] {
+    core::array::from_fn(|n| f32::from_le_bytes([wr[4 * n], wr[4 * n + 1], wr[4 * n + 2], wr[4 * n + 3]]))
+}
+
 /// The float tile multiply-accumulate: `acc[p][n] += xs[p][k] * w[k][n]` for `k` ascending,
 /// `P` positions (their window values, `xs`, all of one length) by `N` channels (`w`: the
 /// `N` weights of each `k`, float32 little-endian), through [`madd`]. Each output keeps the
@@ -251,7 +257,7 @@ pub fn tile<const P: usize, const N: usize>(xs: [&[f32]; P], w: &[u8], acc: &mut
     let k = xs[0].len();
     let xs: [&[f32]; P] = core::array::from_fn(|p| &xs[p][..k]);
     for (kk, wr) in w[..k * 4 * N].chunks_exact(4 * N).enumerate() {
-        let wv: [f32; N] = core::array::from_fn(|n| f32::from_le_bytes([wr[4 * n], wr[4 * n + 1], wr[4 * n + 2], wr[4 * n + 3]]));
+        let wv = weights::<N>(wr);
         for p in 0..P {
             madd(&mut acc[p], xs[p][kk], &wv);
         }
@@ -270,7 +276,7 @@ pub fn tile_at<const P: usize, const N: usize, X: crate::buf::F32s + ?Sized>(x: 
     for r in 0..rows {
         for kk in 0..k {
             let wr = &w[(r * k + kk) * 4 * N..(r * k + kk + 1) * 4 * N];
-            let wv: [f32; N] = core::array::from_fn(|n| f32::from_le_bytes([wr[4 * n], wr[4 * n + 1], wr[4 * n + 2], wr[4 * n + 3]]));
+            let wv = weights::<N>(wr);
             for p in 0..P {
                 madd(&mut acc[p], wins[p].get_f32(r * stride + kk), &wv);
             }
@@ -317,7 +323,7 @@ pub fn gemv<const N: usize>(x: &[f32], w: &[u8], mut out: impl FnMut(usize, f32)
         for (kk, &xv) in x.iter().enumerate() {
             for q in 0..TILE_P {
                 let wr = &ws[q][kk * 4 * N..(kk + 1) * 4 * N];
-                let wv: [f32; N] = core::array::from_fn(|n| f32::from_le_bytes([wr[4 * n], wr[4 * n + 1], wr[4 * n + 2], wr[4 * n + 3]]));
+                let wv = weights::<N>(wr);
                 madd(&mut acc[q], xv, &wv);
             }
         }

@@ -158,6 +158,15 @@ pub fn conv(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, doc: S
             }
         }
     };
+    // The windows of tile `t` copied into `win` (positions past the end left as they are).
+    let copy_windows = quote! {
+        for p in 0..P {
+            let pos = t * P + p;
+            if pos < NPOS {
+                #gather
+            }
+        }
+    };
     let consts = quote! {
         #decls
         const COUT: usize = #co;
@@ -209,12 +218,7 @@ pub fn conv(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, doc: S
                     }
                 }
                 if !inside {
-                    for p in 0..P {
-                        let pos = t * P + p;
-                        if pos < NPOS {
-                            #gather
-                        }
-                    }
+                    #copy_windows
                 }
                 let xs: [&[f32]; P] = ::core::array::from_fn(|p| &win[p][..]);
                 for j in #blocks {
@@ -234,12 +238,7 @@ pub fn conv(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, doc: S
             #consts
             let mut win = [[0.0f32; K]; P];
             for t in #tiles {
-                for p in 0..P {
-                    let pos = t * P + p;
-                    if pos < NPOS {
-                        #gather
-                    }
-                }
+                #copy_windows
                 let xs: [&[f32]; P] = ::core::array::from_fn(|p| &win[p][..]);
                 for j in #blocks {
                     let mut acc = [[0.0f32; TN]; P];
