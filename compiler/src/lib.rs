@@ -193,4 +193,5 @@ pub const RUNTIME_SOURCES: &[(&str, &str)] = &[
     ("src/mac.rs", include_str!("../../runtime-min/src/mac.rs")),
     ("src/dw.rs", include_str!("../../runtime-min/src/dw.rs")),
     ("src/small.rs", include_str!("../../runtime-min/src/small.rs")),
+    ("src/band.rs", include_str!("../../runtime-min/src/band.rs")),
 ];

@@ -8,6 +8,7 @@
 //! * [`mac`]: the fast int8 matrix kernels (packed weights; `SMLAD` on Cortex-M4/M7).
 //! * [`dw`]: the fast int8 3x3 depthwise convolution.
 //! * [`small`]: the compact int8 convolution routine shared by a model's layers.
+//! * [`band`]: the direct int8 convolution of layers with few input channels.
 //!
 //! `no_std`, no dependencies; `unsafe` only for the `asm!` blocks and the x86-64 vector
 //! intrinsics of [`mac`], [`dw`] and [`f`] (fused multiply-add), one range-checked float
@@ -16,6 +17,7 @@
 #![no_std]
 #![deny(unsafe_code)]
 
+pub mod band;
 pub mod buf;
 pub mod dw;
 pub mod f;

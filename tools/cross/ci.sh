@@ -7,8 +7,9 @@
 #   m4:            stream_ring_int8 (stateful: one State carried through all 300 samples),
 #                  zoo_mbv2_block_int8, zoo_dscnn_int8 (conv, depthwise, add: the Cortex-M4 DSP
 #                  kernels, which the host tests do not execute), pruned_cnn_p80_int8 (the
-#                  sparse kernels of pruned weights), layer_dwc1_21x17x1_int8 (windows of
-#                  rows converted once), layer_fc_1001x12_int8 (a long row a block at a time)
+#                  sparse kernels of pruned weights), layer_dwc1_21x17x1_int8, conv_s1_same_int8,
+#                  conv_s2_same_int8 (the direct kernel over a band of int16 input rows),
+#                  layer_fc_1001x12_int8 (a long row a block at a time)
 #   rv32:          zoo_dscnn_int8, zoo_mbv2_block_int8 (the forms the speed goal compiles for
 #                  targets without pairwise multiply-accumulate)
 # Exit status: 0 all equal, 1 a mismatch, 2 a build/run failure.
@@ -71,7 +72,9 @@ check m4 stream_ring_int8   # all samples: the state is carried from one to the 
 check m4 zoo_mbv2_block_int8 "$N"
 check m4 zoo_dscnn_int8 "$N"
 check m4 pruned_cnn_p80_int8 "$N"   # the sparse SMLAD kernels of pruned weights
-check m4 layer_dwc1_21x17x1_int8 "$N"
+check m4 layer_dwc1_21x17x1_int8 "$N"   # the direct band kernel: one input channel, 6 output channels
+check m4 conv_s1_same_int8 "$N"     # the direct band kernel: three input channels, one tile of 5
+check m4 conv_s2_same_int8 "$N"     # the direct band kernel: RELU6 clamp, tiles of 4 and 3
 check m4 layer_fc_1001x12_int8 "$N"
 check m4 dw_dil2_int8 "$N"          # the channel-vector depthwise form (dilated window)
 check m4 dw_m1_int8 "$N"            # 3x3 depthwise, 5 channels: the DSP row gather of 4 plus one channel

@@ -443,6 +443,18 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                     return Ok(Kernel { statics, body, doc, macs, const_bytes: 4 * p.data.len() });
                 }
             }
+            if ctx.strategy == Strategy::Direct && !(kh == 1 && kw == 1) {
+                let wi8: Vec<i8> = wdata.iter().map(|&v| v as i8).collect();
+                let g13 = [g.h, g.w, g.c, g.oh, g.ow, kh, kw, g.sh, g.sw, g.dh, g.dw, g.pad_h, g.pad_w];
+                if let Some(p) = super::direct::pack(&wi8, g13, cout, &bias_v, in_off, &mults, out_zp, amin, amax) {
+                    let (statics, body, scratch) = super::direct::emit(ctx, &p, g13, -in_off, g.n, amin, amax);
+                    let doc = format!(
+                        "{quant_doc}; direct: windows read in place from a band of {} input rows as int16, tiles of {} output channels, doubled-accumulator requantization, {scratch} B of stack scratch",
+                        kh, p.tn
+                    );
+                    return Ok(Kernel { statics, body, doc, macs, const_bytes: p.const_bytes() });
+                }
+            }
             if ctx.strategy == Strategy::Packed {
                 let wi8: Vec<i8> = wdata.iter().map(|&v| v as i8).collect();
                 // A 1x1 window with stride 1 reads each position's channels as one row.

@@ -93,6 +93,19 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             if ctx.strategy == Strategy::Vector && dm == 1 {
                 return Ok(emit_channels(ctx, &g, wdata, &bias_v, &folded, in_off, &mults, yq.zp(), amin, amax, &shape_doc, macs));
             }
+            if ctx.strategy == Strategy::Direct && g.c == 1 {
+                // One input channel: a convolution of `cout` filters over the windows.
+                let w: Vec<i8> = (0..cout).flat_map(|o| (0..kh * kw).map(move |t| wdata[t * cout + o] as i8)).collect();
+                let g13 = [g.h, g.w, g.c, g.oh, g.ow, kh, kw, g.sh, g.sw, g.dh, g.dw, g.pad_h, g.pad_w];
+                if let Some(p) = super::direct::pack(&w, g13, cout, &bias_v, in_off, &mults, yq.zp(), amin, amax) {
+                    let (statics, body, scratch) = super::direct::emit(ctx, &p, g13, -in_off, g.n, amin, amax);
+                    let doc = format!(
+                        "{shape_doc}, int8, per-channel weights, {macs} MACs; one input channel, direct: windows read in place from a band of {kh} input rows as int16, tiles of {} output channels, doubled-accumulator requantization, {scratch} B of stack scratch",
+                        p.tn
+                    );
+                    return Ok(K { statics, body, doc, macs, const_bytes: p.const_bytes() });
+                }
+            }
             if ctx.strategy == Strategy::Packed {
                 if let Some(k) = emit_fast(ctx, &g, wdata, &bias_v, in_off, &mults, yq.zp(), amin, amax, dm, cout, &shape_doc, macs)? {
                     return Ok(k);

@@ -12,6 +12,7 @@ pub mod conv;
 pub mod conv16;
 pub mod conv_grouped;
 pub mod depthwise;
+pub mod direct;
 pub mod elementwise;
 pub mod fc16;
 pub mod ftile;

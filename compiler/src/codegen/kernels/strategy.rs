@@ -22,6 +22,10 @@ pub enum Strategy {
     /// Every channel of a position at once (depthwise convolutions), or int8 weights
     /// sign-extended as they are loaded (fully connected layers): the host's vector forms.
     Vector,
+    /// Convolutions with few input values per window row (first layers): windows read in
+    /// place from a band of input rows converted to int16 (`microgen_rt::band`), weights
+    /// packed in that order (`SMLAD` on Cortex-M4/M7).
+    Direct,
 }
 
 impl Strategy {
@@ -31,6 +35,7 @@ impl Strategy {
             Strategy::Loop => "loop",
             Strategy::Packed => "packed",
             Strategy::Sparse => "sparse",
+            Strategy::Direct => "direct",
             Strategy::Vector => "vector",
         }
     }
@@ -116,8 +121,8 @@ pub fn offered(g: &Graph, node: &Node) -> Vec<Strategy> {
     let int8 = node.input(0).is_some_and(|x| g.t(x).dtype == DType::I8) && node.outputs.first().is_some_and(|&y| g.t(y).dtype == DType::I8);
     match node.op {
         Op::FullyConnected { .. } if int8 => vec![Strategy::Compact, Strategy::Loop, Strategy::Packed, Strategy::Sparse, Strategy::Vector],
-        Op::Conv2d { .. } if int8 => vec![Strategy::Compact, Strategy::Loop, Strategy::Packed, Strategy::Sparse],
-        Op::DepthwiseConv2d { .. } if int8 => vec![Strategy::Compact, Strategy::Loop, Strategy::Packed, Strategy::Vector],
+        Op::Conv2d { .. } if int8 => vec![Strategy::Compact, Strategy::Loop, Strategy::Packed, Strategy::Sparse, Strategy::Direct],
+        Op::DepthwiseConv2d { .. } if int8 => vec![Strategy::Compact, Strategy::Loop, Strategy::Packed, Strategy::Vector, Strategy::Direct],
         Op::Conv2d { .. } | Op::FullyConnected { .. } | Op::DepthwiseConv2d { .. } if all(DType::F32) => vec![Strategy::Loop, Strategy::Packed],
         // Hybrid (float32 activations, int8 weights).
         Op::Conv2d { .. } if node.input(0).is_some_and(|x| g.t(x).dtype == DType::F32) && node.input(1).is_some_and(|w| g.t(w).dtype == DType::I8) => {
@@ -166,10 +171,11 @@ pub fn choose_portable(layers: &[Vec<Candidate>], dsp: &[usize]) -> Vec<Option<u
         .iter()
         .zip(dsp)
         .map(|(cs, &d)| {
-            if cs.get(d).is_none_or(|c| c.strategy != Strategy::Packed) {
+            let pairwise = |c: &Candidate| matches!(c.strategy, Strategy::Packed | Strategy::Direct);
+            if cs.get(d).is_none_or(|c| !pairwise(c)) {
                 return None;
             }
-            fastest(cs, |c| c.strategy != Strategy::Packed)
+            fastest(cs, |c| !pairwise(c))
         })
         .collect()
 }
