@@ -5,6 +5,27 @@ use microgen::{Error, Goal, Options};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `println!` that ends the process quietly (exit status 141, as for SIGPIPE) when standard
+/// output is gone, e.g. `microgen inspect m.tflite | head`, where `println!` would panic.
+macro_rules! println {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($t)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+
+/// `print!` with the same handling of a closed standard output.
+macro_rules! print {
+    ($($t:tt)*) => {{
+        use std::io::Write as _;
+        if write!(std::io::stdout(), $($t)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+
 #[derive(Parser)]
 #[command(name = "microgen", version, about = "Compile TensorFlow Lite models into no_std Rust for microcontrollers")]
 struct Cli {
