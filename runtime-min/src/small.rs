@@ -93,7 +93,7 @@ fn core(p: &Conv, win: &[i8], out: &mut [i8]) {
             }
         }
         let k = if per_channel { oc } else { 0 };
-        let v = crate::q::mbqm(acc, p.mult[k], p.shift[k] as i32).wrapping_add(p.out_zp);
-        *o = crate::q::clamp(v, p.lo, p.hi) as i8;
+        // The out-of-line requantization the loop forms call too (one copy per model).
+        *o = crate::q::requant(acc, p.mult[k], p.shift[k] as i32, p.out_zp, p.lo, p.hi);
     }
 }
