@@ -15,6 +15,9 @@ use quote::quote;
 /// Most words of a window (`KH * ceil(KW * C / 2)`): the `asm!` loop is unrolled over them.
 const MAX_WORDS: usize = 96;
 
+/// Most stack bytes the band may take.
+const MAX_BAND_BYTES: usize = 4096;
+
 /// A layer's constants, packed.
 pub struct DirectPacked {
     /// `[tile][ky][j][channel of the tile][2]` int16 weights.
@@ -37,9 +40,10 @@ impl DirectPacked {
 
 /// Packs a convolution of geometry `g` (`[h, w, c, oh, ow, kh, kw, sh, sw, dh, dw, pad_h,
 /// pad_w]`) whose `cout` filters are `w` (`[oc][ky][kx][ic]`), or `None` where the form
-/// does not apply: dilation, a window too large to unroll, a band row or an output pixel
-/// too wide for the `asm!` block's immediate offsets, or a channel whose requantization
-/// has no exact doubled-accumulator form.
+/// does not apply: dilation, a window too large to unroll, a band larger than
+/// [`MAX_BAND_BYTES`], a band row, a window step or an output pixel too wide for the
+/// `asm!` block's immediate offsets, or a channel whose requantization has no exact
+/// doubled-accumulator form.
 #[allow(clippy::too_many_arguments)]
 pub fn pack(w: &[i8], g: [usize; 13], cout: usize, bias: &[i32], in_off: i32, mults: &[(i32, i32)], out_zp: i32, lo: i32, hi: i32) -> Option<DirectPacked> {
     let [_, _, c, _, ow, kh, kw, _, sw, dh, dw, _, _] = g;
@@ -47,7 +51,7 @@ pub fn pack(w: &[i8], g: [usize; 13], cout: usize, bias: &[i32], in_off: i32, mu
     let kn = kh * span;
     let wn = span.div_ceil(2);
     let rv = microgen_rt::band::band_row(ow, sw, kw, c);
-    if dh != 1 || dw != 1 || kh * wn > MAX_WORDS || 2 * rv >= 4096 || cout >= 4096 || cout == 0 || w.len() != cout * kn {
+    if dh != 1 || dw != 1 || kh * wn > MAX_WORDS || 2 * rv >= 4096 || 2 * sw * c >= 4096 || 2 * kh * rv > MAX_BAND_BYTES || cout >= 4096 || cout == 0 || w.len() != cout * kn {
         return None;
     }
     let (fast, rq) = gemm::channel_rqs(cout, |o| w[o * kn..(o + 1) * kn].iter().copied(), bias, in_off, mults, out_zp, lo, hi);
