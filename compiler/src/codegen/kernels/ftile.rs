@@ -60,9 +60,6 @@ fn estimate(padded_macs: u64, copied: u64, outs: u64, code_bytes: usize) -> Est 
     Est { instructions: 18 * padded_macs + 3 * copied + 8 * outs, code_bytes, shared: Vec::new() }
 }
 
-/// Most stack bytes of the zero-padded input copy of the host's convolutions.
-const HOST_PADDED_MAX: usize = 256 * 1024;
-
 /// CONV_2D: per tile of `TILE_P` output positions, their windows are copied into a local
 /// buffer (zeros at padded taps: adding a zero product leaves a sum unchanged), then each
 /// block of `n` output channels runs `microgen_rt::f::tile` over the whole window.
@@ -250,53 +247,6 @@ pub fn conv(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, doc: S
                 }
             }
         }
-    };
-    // On the x86-64 host, a convolution with padding reads every window in place from a
-    // zero-padded copy of its input (one copy of the input per call, no window copied per
-    // tile: a third of the tiles of a 32-wide 3x3 layer touch the border); the same sums in
-    // the same order. Elsewhere (RAM) the tiles above.
-    let hp = (g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1;
-    let wp = (g.ow - 1) * g.sw + g.kw;
-    let body = if g.partial && g.dw == 1 && !dense && 4 * g.n * hp * wp * g.c <= HOST_PADDED_MAX {
-        quote! {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #consts
-                const HP: usize = (OH - 1) * SH + (KH - 1) * DH + 1;
-                const WP: usize = (OW - 1) * SW + KW;
-                const PT: usize = PAD_H as usize;
-                const PL: usize = PAD_W as usize;
-                // The input with its zero padding: window `(oy, ox)` starts at row
-                // `oy * SH`, column `ox * SW`.
-                let mut xp = [0.0f32; N * HP * WP * C];
-                let cols = if WP > PL { W.min(WP - PL) } else { 0 };
-                for b in 0..N {
-                    for iy in 0..H.min(HP.saturating_sub(PT)) {
-                        let at = ((b * HP + iy + PT) * WP + PL) * C;
-                        x0.read_f32s((b * H + iy) * W * C, &mut xp[at..at + cols * C]);
-                    }
-                }
-                for t in #tiles {
-                    // Positions past the end read the last one's window (never stored).
-                    let base: [usize; P] = ::core::array::from_fn(|p| {
-                        let pos = (t * P + p).min(NPOS - 1);
-                        let (b, oy, ox) = (pos / (OH * OW), (pos / OW) % OH, pos % OW);
-                        ((b * HP + oy * SH) * WP + ox * SW) * C
-                    });
-                    for j in #blocks {
-                        let mut acc = [[0.0f32; TN]; P];
-                        ::microgen_rt::f::tile_at(&xp[..], base, KH, KW * C, DH * WP * C, &#w_id[j * K * TN * 4..(j + 1) * K * TN * 4], &mut acc);
-                        #epilogue
-                    }
-                }
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            {
-                #body
-            }
-        }
-    } else {
-        body
     };
     let padded = (npos * nb * n * k) as u64;
     ctx.report(Strategy::Packed, estimate(padded, (npos * k) as u64, (npos * cout) as u64, 520 + 24 * n));
