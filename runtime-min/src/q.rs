@@ -55,6 +55,15 @@ pub fn requant(acc: i32, m: i32, shift: i32, zp: i32, lo: i32, hi: i32) -> i8 {
     clamp(v.wrapping_add(zp), lo, hi) as i8
 }
 
+/// [`crate::mac::rq_fast`] of the doubled accumulator `2 * acc`, out of line: what the
+/// flash goals' loop kernels call where the compiler found that form exact for every channel
+/// of the layer (`r` = multiplier, rounding constant, shift; see `microgen_rt::mac`). Half
+/// the code of [`requant`].
+#[inline(never)]
+pub fn requant_fast(acc: i32, r: &[i32; 3], lo: i32, hi: i32) -> i8 {
+    crate::mac::rq_fast(acc.wrapping_mul(2), r, lo, hi)
+}
+
 /// Requantize with a non-positive shift (the common case after a convolution):
 /// `rdivpot(srdhm(x, m), right)`.
 #[inline(always)]

@@ -230,10 +230,35 @@ pub fn requant(mults: &[(i32, i32)]) -> (TokenStream, TokenStream) {
 /// The requantization constants and the expression giving channel `oc`'s int8 output
 /// from `acc`: [`requant`], the zero point and the clamp written out, or (without
 /// `ctx.inline_requant`) one call of the shared `microgen_rt::q::requant`.
-pub fn requant_out(ctx: &KernelCtx, mults: &[(i32, i32)], out_zp: &impl quote::ToTokens, lo: &impl quote::ToTokens, hi: &impl quote::ToTokens) -> (TokenStream, TokenStream) {
+///
+/// For flash, where the compiler found the doubled-accumulator form exact for every channel
+/// (`fast`: `gemm::fast_rqs` of the layer), the shared call is `microgen_rt::q::requant_fast`
+/// (half the code of `q::requant`).
+pub fn requant_out(ctx: &KernelCtx, mults: &[(i32, i32)], fast: Option<&[[i32; 3]]>, out_zp: &impl quote::ToTokens, lo: &impl quote::ToTokens, hi: &impl quote::ToTokens) -> (TokenStream, TokenStream) {
     let (decl, mexpr) = requant(mults);
     if ctx.inline_requant {
         return (decl, quote!(::microgen_rt::q::clamp(#mexpr.wrapping_add(#out_zp), #lo, #hi) as i8));
+    }
+    if let Some(rq) = fast.filter(|rq| !rq.is_empty()) {
+        if rq.iter().all(|r| *r == rq[0]) {
+            let r = lit::i32s(&rq[0]);
+            return (
+                quote! {
+                    /// Requantization of the doubled accumulator (`rq_fast`: multiplier, rounding constant, shift).
+                    const RQ: [i32; 3] = #r;
+                },
+                quote!(::microgen_rt::q::requant_fast(acc, &RQ, #lo, #hi)),
+            );
+        }
+        let n = lit::usize(rq.len());
+        let items = rq.iter().map(|r| lit::i32s(r));
+        return (
+            quote! {
+                /// Requantization of the doubled accumulator per channel (`rq_fast`: multiplier, rounding constant, shift).
+                const RQ: [[i32; 3]; #n] = [#(#items),*];
+            },
+            quote!(::microgen_rt::q::requant_fast(acc, &RQ[oc], #lo, #hi)),
+        );
     }
     let uniform = mults.iter().all(|m| *m == mults[0]);
     let (m, s) = if uniform {
@@ -477,8 +502,9 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 );
                 return Ok(Kernel { statics, body, doc, macs, const_bytes: p.const_bytes() });
             }
+            let fast = if ctx.inline_requant { None } else { gemm::fast_rqs(cout, |o| wdata[o * kn..(o + 1) * kn].iter().map(|&v| v as i8), &bias_v, in_off, &mults, out_zp, amin, amax) };
             let (out_zp, amin, amax, in_off_l) = (lit::i32(out_zp), lit::i32(amin), lit::i32(amax), lit::i32(in_off));
-            let (mdecl, qexpr) = requant_out(ctx, &mults, &out_zp, &amin, &amax);
+            let (mdecl, qexpr) = requant_out(ctx, &mults, fast.as_deref(), &out_zp, &amin, &amax);
             let f_id = ctx.ident("BF");
             let wlen = lit::usize(wn);
             let wbytes = lit::bytes(wdata);

@@ -67,7 +67,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             let bias_v = bias_i32(ctx, b, cout, "CONV_2D")?;
             let (amin, amax) = act.range_q(yq.scale(), yq.zp(), -128, 127);
             let (out_zp, amin, amax, in_off) = (lit::i32(out_zp), lit::i32(amin), lit::i32(amax), lit::i32(in_off));
-            let (mdecl, qexpr) = requant_out(ctx, &mults, &out_zp, &amin, &amax);
+            let (mdecl, qexpr) = requant_out(ctx, &mults, None, &out_zp, &amin, &amax);
             let (wlen, wbytes, bl) = (lit::usize(wn), lit::bytes(wdata), lit::i32s(&bias_v));
             let statics = quote! {
                 /// Filter, [out_channels][height][width][in_channels / groups], int8.

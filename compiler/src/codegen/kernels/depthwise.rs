@@ -111,8 +111,9 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                     return Ok(k);
                 }
             }
+            let fast = if ctx.inline_requant { None } else { gemm::fast_rqs(cout, |o| (0..kh * kw).map(move |t| wdata[t * cout + o] as i8), &bias_v, in_off, &mults, out_zp, amin, amax) };
             let (out_zp, amin, amax, in_off_l) = (lit::i32(out_zp), lit::i32(amin), lit::i32(amax), lit::i32(in_off));
-            let (mdecl, qexpr) = requant_out(ctx, &mults, &out_zp, &amin, &amax);
+            let (mdecl, qexpr) = requant_out(ctx, &mults, fast.as_deref(), &out_zp, &amin, &amax);
             let f_id = ctx.ident("BF");
             let wlen = lit::usize(wn);
             let wbytes = lit::bytes(wdata);

@@ -150,11 +150,27 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 )
             };
             let (mm, ms) = mexpr;
-            // Written out for speed; one shared out-of-line call for flash.
-            let qexpr = if ctx.inline_requant {
-                quote!(::microgen_rt::q::clamp(::microgen_rt::q::mbqm(acc, #mm, #ms) + #out_zp, #amin_l, #amax_l) as i8)
+            // Written out for speed; one shared out-of-line call for flash: of the doubled
+            // accumulator where that form is exact for every output (`q::requant_fast`, half
+            // the code), else `q::requant`.
+            let fast = if ctx.inline_requant || wdata.len() < out_n * depth {
+                None
             } else {
-                quote!(::microgen_rt::q::requant(acc, #mm, #ms, #out_zp, #amin_l, #amax_l))
+                gemm::fast_rqs(out_n, |o| wdata[o * depth..(o + 1) * depth].iter().map(|&v| v as i8), &bias_v, in_offset, &mults, yq.zp(), amin, amax)
+            };
+            let (mdecl, qexpr) = if ctx.inline_requant {
+                (mdecl, quote!(::microgen_rt::q::clamp(::microgen_rt::q::mbqm(acc, #mm, #ms) + #out_zp, #amin_l, #amax_l) as i8))
+            } else if let Some(rq) = fast {
+                let items = rq.iter().map(|r| lit::i32s(r));
+                (
+                    quote! {
+                        /// Requantization of the doubled accumulator per output (`rq_fast`: multiplier, rounding constant, shift).
+                        const RQ: [[i32; 3]; #o_l] = [#(#items),*];
+                    },
+                    quote!(::microgen_rt::q::requant_fast(acc, &RQ[o], #amin_l, #amax_l)),
+                )
+            } else {
+                (mdecl, quote!(::microgen_rt::q::requant(acc, #mm, #ms, #out_zp, #amin_l, #amax_l)))
             };
             let statics = quote! {
                 /// Weights, [outputs][depth], int8.

@@ -166,7 +166,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             };
             let (amin, amax) = act.range_q(yq.scale(), yq.zp(), -128, 127);
             let (in_off, out_zp, amin, amax) = (lit::i32(-xq.zp()), lit::i32(yq.zp()), lit::i32(amin), lit::i32(amax));
-            let (mdecl, qexpr) = requant_out(ctx, &mults, &out_zp, &amin, &amax);
+            let (mdecl, qexpr) = requant_out(ctx, &mults, None, &out_zp, &amin, &amax);
             let (wlen, wbytes, bl, co) = (lit::usize(wn), lit::bytes(wdata), lit::i32s(&bias_v), lit::usize(cout));
             let statics = quote! {
                 /// Filter, [out_channels][height][width][in_channels], int8.
