@@ -39,6 +39,9 @@ pub struct Geom {
     pub rev: bool,
 }
 
+/// Most stack bytes of the int16 input copy of the flash goals' clipped windows.
+pub const PADDED_LOOP_MAX: usize = 4096;
+
 /// TFLite `ComputeOutSize`.
 fn out_size(p: Padding, n: usize, k: usize, s: usize, d: usize) -> i64 {
     let eff = (k as i64 - 1) * d as i64 + 1;
@@ -583,22 +586,83 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                     }
                 }
             };
-            let body = g.loops(
-                &quote!(COUT),
-                quote!(),
+            // For flash, windows clipped by the padding with undilated columns read a copy of
+            // the input minus its zero point, zeros around it (int16 on the stack; a zero adds
+            // nothing, as TFLM's skipped taps), taken before any output is written: every
+            // window row is then one run of `KW * C` taps, with no test per tap (less code
+            // than the zero-point taps below).
+            let (hp, wp) = ((g.oh - 1) * g.sh + (kh - 1) * g.dh + 1, (g.ow - 1) * g.sw + kw);
+            let body = if pad_zp && g.dw == 1 && 2 * g.n * hp * wp * g.c <= PADDED_LOOP_MAX {
+                let bias_l = lit::i32s(&bias_v);
+                statics.extend(quote! {
+                    /// Bias, int32.
+                    const #b_id: [i32; #co] = #bias_l;
+                });
+                const_bytes += 4 * cout;
+                let (hp, wp, zp) = (lit::usize(hp), lit::usize(wp), lit::i32(-in_off));
+                // One output chunk per position (an output written over its input is shared
+                // cells: indexed instead).
+                let (positions, store) = if ctx.overlap {
+                    (quote!(for p in 0..N * OH * OW), quote!(y0.set_i8(p * COUT + oc, #qexpr);))
+                } else {
+                    (quote!(for (p, ys) in y0[..N * OH * OW * COUT].chunks_exact_mut(COUT).enumerate()), quote!(ys.set_i8(oc, #qexpr);))
+                };
+                let base = if g.n == 1 {
+                    quote!(let base = (p / OW * SH * WP + p % OW * SW) * C;)
+                } else {
+                    quote!(let base = (((p / (OH * OW)) * HP + p % (OH * OW) / OW * SH) * WP + p % OW * SW) * C;)
+                };
                 quote! {
-                    for oc in #ocs {
-                        let mut acc: i32 = #base;
-                        #taps
-                        y0.set_i8(yb + oc, #qexpr);
+                    #decls
+                    const COUT: usize = #co;
+                    #mdecl
+                    const HP: usize = #hp;
+                    const WP: usize = #wp;
+                    let x0 = &x0[..N * H * W * C];
+                    let mut xp = [0i16; N * HP * WP * C];
+                    let (rows, cols) = (H.min(HP - PAD_H as usize), W.min(WP - PAD_W as usize) * C);
+                    for b in 0..N {
+                        for iy in 0..rows {
+                            let (src, dst) = ((b * H + iy) * W * C, ((b * HP + iy + PAD_H as usize) * WP + PAD_W as usize) * C);
+                            let s = &x0[src..src + cols];
+                            for (k, d) in xp[dst..dst + cols].iter_mut().enumerate() {
+                                *d = s.get_i8(k) as i16 - #zp;
+                            }
+                        }
                     }
-                },
-            );
-            let body = quote! {
-                #decls
-                const COUT: usize = #co;
-                #mdecl
-                #body
+                    #positions {
+                        #base
+                        for oc in #ocs {
+                            let mut acc: i32 = #b_id[oc];
+                            for ky in 0..KH {
+                                let row = &xp[base + ky * DH * WP * C..][..KW * C];
+                                let w = &#w_id[(oc * KH + ky) * KW * C..][..KW * C];
+                                for t in 0..KW * C {
+                                    acc = acc.wrapping_add(row[t] as i32 * (w[t] as i8 as i32));
+                                }
+                            }
+                            #store
+                        }
+                    }
+                }
+            } else {
+                let body = g.loops(
+                    &quote!(COUT),
+                    quote!(),
+                    quote! {
+                        for oc in #ocs {
+                            let mut acc: i32 = #base;
+                            #taps
+                            y0.set_i8(yb + oc, #qexpr);
+                        }
+                    },
+                );
+                quote! {
+                    #decls
+                    const COUT: usize = #co;
+                    #mdecl
+                    #body
+                }
             };
             let doc = format!(
                 "{shape_doc}, int8, {} weights, activation {}, {macs} MACs",
