@@ -40,7 +40,7 @@ pub struct Geom {
 }
 
 /// Most stack bytes of the int16 input copy of the flash goals' clipped windows.
-pub const PADDED_LOOP_MAX: usize = 4096;
+pub const PADDED_LOOP_MAX: usize = 1024;
 
 /// TFLite `ComputeOutSize`.
 fn out_size(p: Padding, n: usize, k: usize, s: usize, d: usize) -> i64 {
