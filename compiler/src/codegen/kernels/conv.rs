@@ -203,6 +203,74 @@ impl Geom {
     }
 }
 
+impl Geom {
+    /// Stack bytes of the int16 input copy of [`Geom::padded`]: rows and columns enough for
+    /// every window (undilated columns).
+    pub fn padded_bytes(&self) -> usize {
+        let (hp, wp) = ((self.oh - 1) * self.sh + (self.kh - 1) * self.dh + 1, (self.ow - 1) * self.sw + self.kw);
+        2 * self.n * hp * wp * self.c
+    }
+
+    /// The flash goals' form of a window kernel clipped by padding (undilated columns): a
+    /// copy `xp` of the input minus its zero point `zp`, zeros around it (int16 on the stack,
+    /// taken before any output is written; a zero adds nothing, as TFLM's skipped taps), so
+    /// that `taps` (adding to `acc` the window of channel `oc` whose origin in `xp` is
+    /// `base`) needs no test per tap; `acc` starts at `bias[oc]` (the bias without the input
+    /// offset folded in) and `qexpr` is stored, one output chunk per position (indexed when
+    /// the output is shared cells over its input, `overlap`). `head` declares the geometry,
+    /// `COUT` and the requantization constants. On RV32IMC, where the copy costs more code
+    /// than it saves (measured: conv_s1_same 466 -> 510 B, zoo_autoencoder 1,724 -> 1,836
+    /// B), `fallback` is compiled instead.
+    #[allow(clippy::too_many_arguments)]
+    pub fn padded(&self, overlap: bool, head: &TokenStream, zp: i32, bias: &proc_macro2::Ident, taps: TokenStream, qexpr: &TokenStream, fallback: TokenStream) -> TokenStream {
+        let (hp, wp) = ((self.oh - 1) * self.sh + (self.kh - 1) * self.dh + 1, (self.ow - 1) * self.sw + self.kw);
+        let (hp, wp, zp) = (lit::usize(hp), lit::usize(wp), lit::i32(zp));
+        let (positions, store) = if overlap {
+            (quote!(for p in 0..N * OH * OW), quote!(y0.set_i8(p * COUT + oc, #qexpr);))
+        } else {
+            (quote!(for (p, ys) in y0[..N * OH * OW * COUT].chunks_exact_mut(COUT).enumerate()), quote!(ys.set_i8(oc, #qexpr);))
+        };
+        let base = if self.n == 1 {
+            quote!(let base = (p / OW * SH * WP + p % OW * SW) * C;)
+        } else {
+            quote!(let base = (((p / (OH * OW)) * HP + p % (OH * OW) / OW * SH) * WP + p % OW * SW) * C;)
+        };
+        let ocs = self.chans(&quote!(COUT));
+        quote! {
+            #[cfg(not(target_arch = "riscv32"))]
+            {
+                #head
+                const HP: usize = #hp;
+                const WP: usize = #wp;
+                let x0 = &x0[..N * H * W * C];
+                let mut xp = [0i16; N * HP * WP * C];
+                let (rows, cols) = (H.min(HP - PAD_H as usize), W.min(WP - PAD_W as usize) * C);
+                for b in 0..N {
+                    for iy in 0..rows {
+                        let (src, dst) = ((b * H + iy) * W * C, ((b * HP + iy + PAD_H as usize) * WP + PAD_W as usize) * C);
+                        let s = &x0[src..src + cols];
+                        for (k, d) in xp[dst..dst + cols].iter_mut().enumerate() {
+                            *d = s.get_i8(k) as i16 - #zp;
+                        }
+                    }
+                }
+                #positions {
+                    #base
+                    for oc in #ocs {
+                        let mut acc: i32 = #bias[oc];
+                        #taps
+                        #store
+                    }
+                }
+            }
+            #[cfg(target_arch = "riscv32")]
+            {
+                #fallback
+            }
+        }
+    }
+}
+
 /// Per-channel requantization constants and the expression applying them to `acc` for
 /// channel `oc` (TFLite `MultiplyByQuantizedMultiplier`; with only right shifts, the
 /// shifts are stored as positive `u8` amounts for `mbqm_r`).
@@ -586,97 +654,46 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                     }
                 }
             };
-            // For flash, windows clipped by the padding with undilated columns read a copy of
-            // the input minus its zero point, zeros around it (int16 on the stack; a zero adds
-            // nothing, as TFLM's skipped taps), taken before any output is written: every
-            // window row is then one run of `KW * C` taps, with no test per tap (less code
-            // than the zero-point taps below).
-            let (hp, wp) = ((g.oh - 1) * g.sh + (kh - 1) * g.dh + 1, (g.ow - 1) * g.sw + kw);
-            // The zero-point taps: what targets without the padded form compile.
-            let zp_taps = {
-                let body = g.loops(
-                    &quote!(COUT),
-                    quote!(),
-                    quote! {
-                        for oc in #ocs {
-                            let mut acc: i32 = #base;
-                            #taps
-                            y0.set_i8(yb + oc, #qexpr);
-                        }
-                    },
-                );
-                quote! {
-                    #decls
-                    const COUT: usize = #co;
-                    #mdecl
-                    #body
-                }
+            // The zero-point taps, and for flash, windows clipped by the padding with undilated
+            // columns read a zero-bordered copy ([`Geom::padded`]): every window row is then one
+            // run of `KW * C` taps (less code than the zero-point taps).
+            let head = quote! {
+                #decls
+                const COUT: usize = #co;
+                #mdecl
             };
-            let body = if pad_zp && g.dw == 1 && 2 * g.n * hp * wp * g.c <= PADDED_LOOP_MAX {
+            let body = g.loops(
+                &quote!(COUT),
+                quote!(),
+                quote! {
+                    for oc in #ocs {
+                        let mut acc: i32 = #base;
+                        #taps
+                        y0.set_i8(yb + oc, #qexpr);
+                    }
+                },
+            );
+            let zp_taps = quote! {
+                #head
+                #body
+            };
+            let body = if pad_zp && g.dw == 1 && g.padded_bytes() <= PADDED_LOOP_MAX {
                 let bias_l = lit::i32s(&bias_v);
                 statics.extend(quote! {
                     /// Bias, int32.
                     const #b_id: [i32; #co] = #bias_l;
                 });
                 const_bytes += 4 * cout;
-                let (hp, wp, zp) = (lit::usize(hp), lit::usize(wp), lit::i32(-in_off));
-                // One output chunk per position (an output written over its input is shared
-                // cells: indexed instead).
-                let (positions, store) = if ctx.overlap {
-                    (quote!(for p in 0..N * OH * OW), quote!(y0.set_i8(p * COUT + oc, #qexpr);))
-                } else {
-                    (quote!(for (p, ys) in y0[..N * OH * OW * COUT].chunks_exact_mut(COUT).enumerate()), quote!(ys.set_i8(oc, #qexpr);))
-                };
-                let base = if g.n == 1 {
-                    quote!(let base = (p / OW * SH * WP + p % OW * SW) * C;)
-                } else {
-                    quote!(let base = (((p / (OH * OW)) * HP + p % (OH * OW) / OW * SH) * WP + p % OW * SW) * C;)
-                };
-                let padded = quote! {
-                    #decls
-                    const COUT: usize = #co;
-                    #mdecl
-                    const HP: usize = #hp;
-                    const WP: usize = #wp;
-                    let x0 = &x0[..N * H * W * C];
-                    let mut xp = [0i16; N * HP * WP * C];
-                    let (rows, cols) = (H.min(HP - PAD_H as usize), W.min(WP - PAD_W as usize) * C);
-                    for b in 0..N {
-                        for iy in 0..rows {
-                            let (src, dst) = ((b * H + iy) * W * C, ((b * HP + iy + PAD_H as usize) * WP + PAD_W as usize) * C);
-                            let s = &x0[src..src + cols];
-                            for (k, d) in xp[dst..dst + cols].iter_mut().enumerate() {
-                                *d = s.get_i8(k) as i16 - #zp;
-                            }
-                        }
-                    }
-                    #positions {
-                        #base
-                        for oc in #ocs {
-                            let mut acc: i32 = #b_id[oc];
-                            for ky in 0..KH {
-                                let row = &xp[base + ky * DH * WP * C..][..KW * C];
-                                let w = &#w_id[(oc * KH + ky) * KW * C..][..KW * C];
-                                for t in 0..KW * C {
-                                    acc = acc.wrapping_add(row[t] as i32 * (w[t] as i8 as i32));
-                                }
-                            }
-                            #store
+                let taps = quote! {
+                    for ky in 0..KH {
+                        let row = &xp[base + ky * DH * WP * C..][..KW * C];
+                        let w = &#w_id[(oc * KH + ky) * KW * C..][..KW * C];
+                        for t in 0..KW * C {
+                            acc = acc.wrapping_add(row[t] as i32 * (w[t] as i8 as i32));
                         }
                     }
                 };
-                // On RV32IMC the copy costs more code than it saves (measured: conv_s1_same
-                // 466 -> 510 B, zoo_autoencoder 1,724 -> 1,836 B): the zero-point taps there.
-                quote! {
-                    #[cfg(not(target_arch = "riscv32"))]
-                    {
-                        #padded
-                    }
-                    #[cfg(target_arch = "riscv32")]
-                    {
-                        #zp_taps
-                    }
-                }
+                g.padded(ctx.overlap, &head, -in_off, &b_id, taps, &qexpr, zp_taps)
             } else {
                 zp_taps
             };

@@ -183,99 +183,50 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                     }
                 }
             };
-            // For flash, windows of one input channel clipped by the padding, undilated columns:
-            // a copy of the input minus its zero point, zeros around it (int16 on the stack,
-            // taken before any output is written; a zero adds nothing, as TFLM's skipped
-            // taps), so no test per tap. Measured on the M4: layer_dwc1 (1 channel, 6
-            // filters) 336 -> 280 B of code; with 5 channels (dw_m1) the zero-point taps below
-            // stay smaller (280 against 288 B).
-            let (hp, wp) = ((g.oh - 1) * g.sh + (kh - 1) * g.dh + 1, (g.ow - 1) * g.sw + kw);
-            // The zero-point taps: what targets without the padded form compile.
-            let zp_taps = {
-                let body = g.loops(
-                    &quote!(COUT),
-                    quote!(),
-                    quote! {
-                        for oc in #ocs {
-                            let ic = oc / DM;
-                            let mut acc: i32 = #base;
-                            #taps
-                            y0.set_i8(yb + oc, #qexpr);
-                        }
-                    },
-                );
-                quote! {
-                    #decls
-                    const COUT: usize = #co;
-                    const DM: usize = #dm_l;
-                    #mdecl
-                    #body
-                }
+            // The zero-point taps, and for flash, windows of one input channel clipped by the
+            // padding with undilated columns read a zero-bordered copy ([`super::conv::Geom::padded`]):
+            // no test per tap. Measured on the M4: layer_dwc1 (1 channel, 6 filters) 336 -> 280
+            // B of code; with 5 channels (dw_m1) the zero-point taps stay smaller (280 against
+            // 288 B).
+            let head = quote! {
+                #decls
+                const COUT: usize = #co;
+                const DM: usize = #dm_l;
+                #mdecl
             };
-            let body = if pad_zp && g.dw == 1 && g.c == 1 && 2 * g.n * hp * wp * g.c <= super::conv::PADDED_LOOP_MAX {
+            let body = g.loops(
+                &quote!(COUT),
+                quote!(),
+                quote! {
+                    for oc in #ocs {
+                        let ic = oc / DM;
+                        let mut acc: i32 = #base;
+                        #taps
+                        y0.set_i8(yb + oc, #qexpr);
+                    }
+                },
+            );
+            let zp_taps = quote! {
+                #head
+                #body
+            };
+            let body = if pad_zp && g.dw == 1 && g.c == 1 && g.padded_bytes() <= super::conv::PADDED_LOOP_MAX {
                 let bias_l = lit::i32s(&bias_v);
                 statics.extend(quote! {
                     /// Bias, int32.
                     const #b_id: [i32; #co] = #bias_l;
                 });
                 const_bytes += 4 * cout;
-                let (hp, wp, zp) = (lit::usize(hp), lit::usize(wp), lit::i32(-in_off));
-                let (positions, store) = if ctx.overlap {
-                    (quote!(for p in 0..N * OH * OW), quote!(y0.set_i8(p * COUT + oc, #qexpr);))
-                } else {
-                    (quote!(for (p, ys) in y0[..N * OH * OW * COUT].chunks_exact_mut(COUT).enumerate()), quote!(ys.set_i8(oc, #qexpr);))
-                };
-                let base = if g.n == 1 {
-                    quote!(let base = (p / OW * SH * WP + p % OW * SW) * C;)
-                } else {
-                    quote!(let base = (((p / (OH * OW)) * HP + p % (OH * OW) / OW * SH) * WP + p % OW * SW) * C;)
-                };
-                let padded = quote! {
-                    #decls
-                    const COUT: usize = #co;
-                    const DM: usize = #dm_l;
-                    #mdecl
-                    const HP: usize = #hp;
-                    const WP: usize = #wp;
-                    let x0 = &x0[..N * H * W * C];
-                    let mut xp = [0i16; N * HP * WP * C];
-                    let (rows, cols) = (H.min(HP - PAD_H as usize), W.min(WP - PAD_W as usize) * C);
-                    for b in 0..N {
-                        for iy in 0..rows {
-                            let (src, dst) = ((b * H + iy) * W * C, ((b * HP + iy + PAD_H as usize) * WP + PAD_W as usize) * C);
-                            let s = &x0[src..src + cols];
-                            for (k, d) in xp[dst..dst + cols].iter_mut().enumerate() {
-                                *d = s.get_i8(k) as i16 - #zp;
-                            }
-                        }
-                    }
-                    #positions {
-                        #base
-                        for oc in #ocs {
-                            let ic = oc / DM;
-                            let mut acc: i32 = #b_id[oc];
-                            for ky in 0..KH {
-                                let row = &xp[base + ky * DH * WP * C + ic..][..(KW - 1) * C + 1];
-                                for kx in 0..KW {
-                                    acc = acc.wrapping_add(row[kx * C] as i32 * (#w_id[(ky * KW + kx) * COUT + oc] as i8 as i32));
-                                }
-                            }
-                            #store
+                let taps = quote! {
+                    let ic = oc / DM;
+                    for ky in 0..KH {
+                        let row = &xp[base + ky * DH * WP * C + ic..][..(KW - 1) * C + 1];
+                        for kx in 0..KW {
+                            acc = acc.wrapping_add(row[kx * C] as i32 * (#w_id[(ky * KW + kx) * COUT + oc] as i8 as i32));
                         }
                     }
                 };
-                // On RV32IMC the copy costs more code than it saves (measured: conv_s1_same
-                // 466 -> 510 B, zoo_autoencoder 1,724 -> 1,836 B): the zero-point taps there.
-                quote! {
-                    #[cfg(not(target_arch = "riscv32"))]
-                    {
-                        #padded
-                    }
-                    #[cfg(target_arch = "riscv32")]
-                    {
-                        #zp_taps
-                    }
-                }
+                g.padded(ctx.overlap, &head, -in_off, &b_id, taps, &qexpr, zp_taps)
             } else {
                 zp_taps
             };
