@@ -187,6 +187,21 @@ pub trait Rows {
     fn dense(&self, _p: usize, _k: usize) -> Option<*const u8> {
         None
     }
+    /// Whether [`Rows::bytes`] writes this source's rows (the x86-64 VNNI kernel's input).
+    const BYTES: bool = false;
+    /// Writes row `p` as bytes `x ^ 0x80` (the int8 values offset to uint8) in the order
+    /// of the packed row, one byte per value: what `VPDPBUSD` reads four at a time. Bytes
+    /// of the row's padding (zero weights) are left as they are.
+    #[inline(always)]
+    fn bytes(&mut self, _p: usize, _out: &mut [u8]) {}
+}
+
+/// `dst[i] = src[i] ^ 0x80` (int8 values offset to uint8).
+#[inline(always)]
+fn xor_copy<B: Byte>(src: &[B], dst: &mut [u8]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = s.byte() ^ 0x80;
+    }
 }
 
 /// Expands the int8 values of `x` (of any length) into pair words at `out[s * S]`.
@@ -232,6 +247,12 @@ impl<B: Byte> Rows for Dense<'_, B> {
     #[inline(always)]
     fn dense(&self, p: usize, k: usize) -> Option<*const u8> {
         (k == self.k).then(|| self.x[p * k..(p + 1) * k].as_ptr() as *const u8)
+    }
+    const BYTES: bool = true;
+    #[inline(always)]
+    fn bytes(&mut self, p: usize, out: &mut [u8]) {
+        let k = self.k;
+        xor_copy(&self.x[p * k..(p + 1) * k], &mut out[..k]);
     }
 }
 
@@ -300,6 +321,42 @@ impl<B: Byte, G: ConvGeom> Rows for Im2col<'_, B, G> {
         for (ky, o) in out.chunks_exact_mut(chunks * 4).enumerate() {
             let [Some(s0), Some(s1)] = rows[ky] else { unreachable!() };
             expand2_runs(&x[s0..s0 + 4 * chunks], &x[s1..s1 + 4 * chunks], o);
+        }
+    }
+
+    const BYTES: bool = true;
+    /// Per kernel row `4 * ceil(KW * C / 4)` bytes: the window's row (`KW * C` values, taps
+    /// outside the input the zero point), then padding.
+    #[inline(always)]
+    fn bytes(&mut self, p: usize, out: &mut [u8]) {
+        let (h, w, c) = (G::H, G::W, G::C);
+        let b = p / (G::OH * G::OW);
+        let iy0 = (p / G::OW % G::OH * G::SH) as isize - G::PAD_H as isize;
+        let ix0 = (p % G::OW * G::SW) as isize - G::PAD_W as isize;
+        let span = G::KW * c;
+        let rw = span.div_ceil(4) * 4;
+        let inside_x = ix0 >= 0 && ix0 as usize + (G::KW - 1) * G::DW < w;
+        let zb = self.zp as u8 ^ 0x80;
+        for (ky, o) in out[..G::KH * rw].chunks_exact_mut(rw).enumerate() {
+            let iy = iy0 + (ky * G::DH) as isize;
+            if iy < 0 || iy as usize >= h {
+                o[..span].fill(zb);
+                continue;
+            }
+            let row = (b * h + iy as usize) * w;
+            if inside_x && G::DW == 1 {
+                let s = (row + ix0 as usize) * c;
+                xor_copy(&self.x[s..s + span], &mut o[..span]);
+                continue;
+            }
+            for (kx, o) in o[..span].chunks_exact_mut(c).enumerate() {
+                let ix = ix0 + (kx * G::DW) as isize;
+                if ix < 0 || ix as usize >= w {
+                    o.fill(zb);
+                } else {
+                    xor_copy(&self.x[(row + ix as usize) * c..][..c], o);
+                }
+            }
         }
     }
 
@@ -567,6 +624,12 @@ pub struct Gemm<'a> {
     /// (`[cout / 8][steps][8][2]`, not doubled; only with AVX2, for at most
     /// [`QUAD_CHANNELS`] channels) instead of int16 pairs by tiles of 4.
     pub w_i8: bool,
+    /// `w` holds the layout of the x86-64 kernel with AVX-512 VNNI instead (`VPDPBUSD`):
+    /// per group of 16 channels, per 4 inputs, the 16 channels' 4 int8 weights
+    /// (`[cout / 16][steps / 2][16][4]`, not doubled), and `bias` has `-128 * sum(w)` (times
+    /// 2 when doubled) folded in for the inputs read as `x ^ 0x80`. Rows come from
+    /// [`Rows::bytes`].
+    pub vnni: bool,
     /// Accumulator start per channel (padded to whole tiles).
     pub bias: &'a [i32],
     /// Requantization per channel: `(m, k, e)` for `rq_fast`, `(m, shift, zp)` otherwise.
@@ -1467,6 +1530,12 @@ fn tiles_4x2_asm<const STEPS: usize>(x0: *const u8, x1: *const u8, xs: &mut [u32
 pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, rows: &mut R, npos: usize, mut y: Y, rev: bool, xs: &mut [u32]) {
     let steps = l.steps;
     assert!(steps == STEPS);
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512vnni"))]
+    if l.vnni {
+        vnni::gemm::<R, Y, FAST, STEPS>(l, rows, npos, &mut y, rev, xs);
+        return;
+    }
+    assert!(!l.vnni, "the VNNI layout needs AVX-512 VNNI");
     let tiles = l.cout.div_ceil(4);
     // On x86-64 with AVX2 (scratch for two pairs given, `XS_GROUPS`), whole groups of four
     // positions first (forwards) or last (backwards) through `quad`; the others by pairs.
@@ -1663,6 +1732,147 @@ fn quad_groups<'b>(l: &Gemm, half: bool, buf: &'b mut [core::mem::MaybeUninit<Gr
     // SAFETY: the first `n` elements were all written just above; `MaybeUninit<T>` has the
     // layout of `T`.
     Some(unsafe { core::slice::from_raw_parts(buf.as_ptr() as *const Group, n) })
+}
+
+/// x86-64 with AVX-512 VNNI ([`Gemm::vnni`]): `VPDPBUSD` multiplies 4 uint8 inputs by 4
+/// int8 weights and adds the 4 products to a 32-bit lane, 64 products per instruction
+/// (four times `VPMADDWD`'s 16 with its add). The inputs are read as `x ^ 0x80 = x + 128`
+/// (so the compiler folded `-128 * sum(w)` into the bias); products and their sums of four
+/// fit in 32 bits, and the lanes wrap like the other kernels' accumulators (the compiler
+/// checked that the exact accumulator fits).
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512vnni"))]
+#[allow(unsafe_code)]
+mod vnni {
+    use super::{put_bytes, x86, Gemm, Group, Out8, Rows, QUAD_GROUPS};
+    use core::arch::x86_64::*;
+    use core::mem::MaybeUninit;
+
+    /// Per 16 channels, two groups of 8 lanes: the accumulator start (halved with `half`,
+    /// for undoubled weights) and the requantization constants; channels past `cout`
+    /// repeat the last (computed, never written).
+    #[inline(always)]
+    fn groups<'b>(l: &Gemm, half: bool, buf: &'b mut [MaybeUninit<Group>; QUAD_GROUPS]) -> &'b [Group] {
+        let n = 2 * l.cout.div_ceil(16);
+        assert!(n <= QUAD_GROUPS);
+        for (gi, slot) in buf.iter_mut().enumerate().take(n) {
+            let mut g: Group = ([0; 8], [[0; 8]; 3]);
+            for c in 0..8 {
+                let o = (8 * gi + c).min(l.cout - 1);
+                g.0[c] = if half { l.bias[o] >> 1 } else { l.bias[o] };
+                for j in 0..3 {
+                    g.1[j][c] = l.rq[o][j];
+                }
+            }
+            slot.write(g);
+        }
+        // SAFETY: the first `n` elements were written above; `MaybeUninit<T>` has the
+        // layout of `T`.
+        unsafe { core::slice::from_raw_parts(buf.as_ptr() as *const Group, n) }
+    }
+
+    /// [`super::gemm_4x2`] with the VNNI layout: blocks of `P` positions (8 for at most 32
+    /// channels, else 4; a last partial block repeats the last position), each block's
+    /// rows written as bytes into `xs` before any of its outputs, then per pass of up to 4
+    /// groups of 16 channels one [`tile`].
+    #[inline(always)]
+    pub fn gemm<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, rows: &mut R, npos: usize, y: &mut Y, rev: bool, xs: &mut [u32]) {
+        assert!(R::BYTES && STEPS % 2 == 0);
+        let mut buf = [const { MaybeUninit::<Group>::uninit() }; QUAD_GROUPS];
+        let pre = groups(l, FAST, &mut buf);
+        // SAFETY: the words of `xs` as bytes (same memory, any bit pattern valid).
+        let xb = unsafe { core::slice::from_raw_parts_mut(xs.as_mut_ptr() as *mut u8, 4 * xs.len()) };
+        if l.cout <= 32 {
+            blocks::<R, Y, FAST, STEPS, 8>(l, pre, rows, npos, y, rev, xb);
+        } else {
+            blocks::<R, Y, FAST, STEPS, 4>(l, pre, rows, npos, y, rev, xb);
+        }
+    }
+
+    #[inline(always)]
+    fn blocks<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize, const P: usize>(l: &Gemm, pre: &[Group], rows: &mut R, npos: usize, y: &mut Y, rev: bool, xb: &mut [u8]) {
+        let kp = 2 * STEPS;
+        let kq = STEPS / 2;
+        let g16 = l.cout.div_ceil(16);
+        let w = &l.w[..g16 * kq * 64];
+        let xb = &mut xb[..P * kp];
+        let nb = npos.div_ceil(P);
+        for i in 0..nb {
+            let i = if rev { nb - 1 - i } else { i };
+            let pos: [usize; P] = core::array::from_fn(|q| (P * i + q).min(npos - 1));
+            for (q, o) in xb.chunks_exact_mut(kp).enumerate() {
+                rows.bytes(pos[q], o);
+            }
+            let xb: &[u8] = xb;
+            let mut g = 0;
+            while g < g16 {
+                let (wg, pg, oc0) = (&w[g * kq * 64..], &pre[2 * g..], 16 * g);
+                let n = (l.cout - oc0).min(64);
+                let left = g16 - g;
+                if P == 8 && left >= 2 {
+                    tile::<Y, FAST, P, 2>(xb, kp, kq, wg, pg, l.lo, l.hi, &pos, l.cout, oc0, n, y);
+                    g += 2;
+                } else if P == 8 || left == 1 {
+                    tile::<Y, FAST, P, 1>(xb, kp, kq, wg, pg, l.lo, l.hi, &pos, l.cout, oc0, n, y);
+                    g += 1;
+                } else if left == 2 {
+                    tile::<Y, FAST, P, 2>(xb, kp, kq, wg, pg, l.lo, l.hi, &pos, l.cout, oc0, n, y);
+                    g += 2;
+                } else if left == 3 {
+                    tile::<Y, FAST, P, 3>(xb, kp, kq, wg, pg, l.lo, l.hi, &pos, l.cout, oc0, n, y);
+                    g += 3;
+                } else {
+                    tile::<Y, FAST, P, 4>(xb, kp, kq, wg, pg, l.lo, l.hi, &pos, l.cout, oc0, n, y);
+                    g += 4;
+                }
+            }
+        }
+    }
+
+    /// `P` positions (rows of `kp` bytes in `xb`) x `G` groups of 16 channels from `oc0`
+    /// (`w` and `pre` start at the first group): per 4 inputs, `P` broadcast words and `G`
+    /// weight loads feed `P * G` `VPDPBUSD`; then per position the requantization
+    /// ([`x86::rq8`] on each half) and the first `n` of the `16 * G` channels' bytes.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn tile<Y: Out8, const FAST: bool, const P: usize, const G: usize>(xb: &[u8], kp: usize, kq: usize, w: &[u8], pre: &[Group], lo: i32, hi: i32, pos: &[usize; P], cout: usize, oc0: usize, n: usize, y: &mut Y) {
+        let xb = &xb[..P * kp];
+        let w = &w[..G * kq * 64];
+        let pre = &pre[..2 * G];
+        let n = n.min(16 * G);
+        assert!(4 * kq <= kp);
+        // SAFETY: position `q`'s word `s` is at `q * kp + 4 * s + 4 <= P * kp` bytes of `xb`,
+        // group `g`'s weights of step `s` at `(g * kq + s + 1) * 64 <= G * kq * 64` bytes of
+        // `w` (both checked above; unaligned loads); the bias rows are 32 bytes each.
+        unsafe {
+            let (xp, wp) = (xb.as_ptr(), w.as_ptr());
+            let bias: [__m512i; G] = core::array::from_fn(|g| {
+                let b0 = _mm256_loadu_si256(pre[2 * g].0.as_ptr() as *const __m256i);
+                let b1 = _mm256_loadu_si256(pre[2 * g + 1].0.as_ptr() as *const __m256i);
+                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(b0), b1)
+            });
+            let mut acc: [[__m512i; G]; P] = [bias; P];
+            for s in 0..kq {
+                let xv: [__m512i; P] = core::array::from_fn(|q| _mm512_set1_epi32((xp.add(q * kp + 4 * s) as *const i32).read_unaligned()));
+                for g in 0..G {
+                    let wv = _mm512_loadu_si512(wp.add((g * kq + s) * 64) as *const __m512i);
+                    for q in 0..P {
+                        acc[q][g] = _mm512_dpbusd_epi32(acc[q][g], xv[q], wv);
+                    }
+                }
+            }
+            let mut out = [[0i8; 16]; G];
+            for q in 0..P {
+                for g in 0..G {
+                    let a = if FAST { _mm512_add_epi32(acc[q][g], acc[q][g]) } else { acc[q][g] };
+                    let lo8 = x86::rq8::<FAST>(_mm512_castsi512_si256(a), &pre[2 * g].1, lo, hi);
+                    let hi8 = x86::rq8::<FAST>(_mm512_extracti64x4_epi64::<1>(a), &pre[2 * g + 1].1, lo, hi);
+                    out[g][..8].copy_from_slice(&lo8);
+                    out[g][8..].copy_from_slice(&hi8);
+                }
+                put_bytes(y, pos[q] * cout + oc0, &out.as_flattened()[..n]);
+            }
+        }
+    }
 }
 
 /// Tiles of 8 output channels x 1 position (few positions: fully connected layers).

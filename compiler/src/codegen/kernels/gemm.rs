@@ -44,6 +44,13 @@ pub struct Packed {
     /// (`[cout / 8][steps][8 channels][2 inputs]`, zero past `cout`), half the bytes the host
     /// streams from its caches; sign-extended on load.
     pub w8: Vec<u8>,
+    /// For x86-64 with AVX-512 VNNI (same layers as `w8`): the weights as int8 (not
+    /// doubled), per group of 16 channels, per 4 values of the row, the 16 channels' 4
+    /// (`[cout / 16][steps / 2][16][4]`, zero past `cout`), read by `VPDPBUSD`.
+    pub w4: Vec<u8>,
+    /// The bias for `w4`: `bias` minus `128 * sum(w)` (doubled with it), for inputs read
+    /// as `x ^ 0x80 = x + 128`.
+    pub bias4: Vec<i32>,
     pub bias: Vec<i32>,
     pub rq: Vec<[i32; 3]>,
     /// Requantization with the doubled accumulator (`rq_fast`) rather than `rq_exact`.
@@ -171,16 +178,29 @@ pub fn pack(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>
     } else {
         Vec::new()
     };
-    let bias_p: Vec<i32> = (0..tiles * tc)
-        .map(|o| {
-            if o >= cout {
-                return 0;
+    let w4: Vec<u8> = if w8.is_empty() {
+        Vec::new()
+    } else {
+        let mut v = Vec::with_capacity(cout.div_ceil(16) * steps * 32);
+        for g in 0..cout.div_ceil(16) {
+            for j in 0..steps / 2 {
+                for c in 0..16 {
+                    v.extend((0..4).map(|t| raw(16 * g + c, 4 * j + t) as u8));
+                }
             }
-            let s: i32 = w[o * k..(o + 1) * k].iter().fold(0i32, |a, &v| a.wrapping_add(v as i32));
-            bias[o].wrapping_add(in_off.wrapping_mul(s)).wrapping_mul(scale)
-        })
+        }
+        v
+    };
+    let wsum = |o: usize| -> i32 { w[o * k..(o + 1) * k].iter().fold(0i32, |a, &v| a.wrapping_add(v as i32)) };
+    let bias_p: Vec<i32> = (0..tiles * tc)
+        .map(|o| if o >= cout { 0 } else { bias[o].wrapping_add(in_off.wrapping_mul(wsum(o))).wrapping_mul(scale) })
         .collect();
-    Packed { steps, tile, w: words, w8, bias: bias_p, rq, fast }
+    let bias4: Vec<i32> = if w4.is_empty() {
+        Vec::new()
+    } else {
+        bias_p.iter().enumerate().map(|(o, &b)| if o >= cout { 0 } else { b.wrapping_sub(wsum(o).wrapping_mul(128 * scale)) }).collect()
+    };
+    Packed { steps, tile, w: words, w8, w4, bias4, bias: bias_p, rq, fast }
 }
 
 /// How the rows of the matrix product are read.
@@ -305,7 +325,28 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
     let nr = lit::usize(p.rq.len());
     let rqs = p.rq.iter().map(|r| lit::i32s(r));
     let x86 = quote!(all(target_arch = "x86_64", target_feature = "avx2"));
-    let wstatic = if p.w8.is_empty() {
+    let vnni = quote!(all(target_arch = "x86_64", target_feature = "avx512vnni"));
+    // The VNNI kernel reads rows as bytes in the packed order: dense rows and windows.
+    let use4 = !p.w4.is_empty() && matches!(src, RowSource::Dense { .. } | RowSource::Im2col { .. });
+    let wstatic = if use4 {
+        let (w8len, w8bytes) = (lit::usize(p.w8.len()), lit::bytes(&p.w8));
+        let (w4len, w4bytes) = (lit::usize(p.w4.len()), lit::bytes(&p.w4));
+        let bias4 = lit::i32s(&p.bias4);
+        quote! {
+            /// Weights packed for `microgen_rt::mac`: int16 pairs, tile by tile.
+            #[cfg(not(#x86))]
+            static #w_id: ::microgen_rt::mac::Align4<[u8; #wlen]> = ::microgen_rt::mac::Align4(#wbytes);
+            /// The weights for x86-64 with AVX2: int8 pairs, 8 channels at a time.
+            #[cfg(all(#x86, not(#vnni)))]
+            static #w_id: ::microgen_rt::mac::Align4<[u8; #w8len]> = ::microgen_rt::mac::Align4(#w8bytes);
+            /// The weights for x86-64 with AVX-512 VNNI: 4 int8 values of 16 channels at a time.
+            #[cfg(#vnni)]
+            static #w_id: ::microgen_rt::mac::Align4<[u8; #w4len]> = ::microgen_rt::mac::Align4(#w4bytes);
+            /// Accumulator start per channel for inputs read as `x ^ 0x80` (AVX-512 VNNI).
+            #[cfg(#vnni)]
+            static #b_id: [i32; #nb] = #bias4;
+        }
+    } else if p.w8.is_empty() {
         quote! {
             /// Weights packed for `microgen_rt::mac`: int16 pairs, tile by tile.
             static #w_id: ::microgen_rt::mac::Align4<[u8; #wlen]> = ::microgen_rt::mac::Align4(#wbytes);
@@ -323,9 +364,11 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
         }
     };
     let w_i8 = if p.w8.is_empty() { quote!(false) } else { quote!(cfg!(#x86)) };
+    let (vnni_l, bias_cfg) = if use4 { (quote!(cfg!(#vnni)), quote!(#[cfg(not(#vnni))])) } else { (quote!(false), quote!()) };
     let statics = quote! {
         #wstatic
         /// Accumulator start per channel: bias with the input offset folded in.
+        #bias_cfg
         static #b_id: [i32; #nb] = #bias;
         /// Requantization per channel.
         static #r_id: [[i32; 3]; #nr] = [#(#rqs),*];
@@ -358,7 +401,7 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
         quote!(#func::<_, _, #fast, #steps>(&l, &mut #rows, #npos_l, y0, #rev, &mut xs);)
     };
     let body = quote! {
-        let l = ::microgen_rt::mac::Gemm { steps: #steps, cout: #cout, w: &#w_id.0, w_i8: #w_i8, bias: &#b_id, rq: &#r_id, lo: #lo_l, hi: #hi_l };
+        let l = ::microgen_rt::mac::Gemm { steps: #steps, cout: #cout, w: &#w_id.0, w_i8: #w_i8, vnni: #vnni_l, bias: &#b_id, rq: &#r_id, lo: #lo_l, hi: #hi_l };
         let mut xs = [0u32; #xs_len];
         #rows_decl
         #call
