@@ -196,11 +196,31 @@ pub trait Rows {
     fn bytes(&mut self, _p: usize, _out: &mut [u8]) {}
 }
 
-/// `dst[i] = src[i] ^ 0x80` (int8 values offset to uint8).
+/// `dst[i] = src[i] ^ 0x80` (int8 values offset to uint8), 16 and 4 bytes at a time.
 #[inline(always)]
+#[allow(unsafe_code)]
 fn xor_copy<B: Byte>(src: &[B], dst: &mut [u8]) {
-    for (d, s) in dst.iter_mut().zip(src) {
-        *d = s.byte() ^ 0x80;
+    let n = src.len().min(dst.len());
+    const { assert!(core::mem::size_of::<B>() == 1) };
+    let (s, d) = (src.as_ptr() as *const u8, dst.as_mut_ptr());
+    let mut i = 0;
+    // SAFETY: every access is below `n`, inside both slices; `B` is one byte (`u8`, `i8`
+    // or `Cell<u8>`, which may be read through a shared reference), unaligned accesses.
+    unsafe {
+        while i + 16 <= n {
+            let v = (s.add(i) as *const u128).read_unaligned();
+            (d.add(i) as *mut u128).write_unaligned(v ^ 0x8080_8080_8080_8080_8080_8080_8080_8080);
+            i += 16;
+        }
+        while i + 4 <= n {
+            let v = (s.add(i) as *const u32).read_unaligned();
+            (d.add(i) as *mut u32).write_unaligned(v ^ 0x8080_8080);
+            i += 4;
+        }
+        while i < n {
+            *d.add(i) = *s.add(i) ^ 0x80;
+            i += 1;
+        }
     }
 }
 
@@ -805,7 +825,29 @@ pub fn add_i8<A: Byte, B: Byte, Y: Out8>(p: &AddI8, a: &[A], b: &[B], n: usize, 
     };
     #[allow(unused_mut)]
     let mut done = 0;
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    // With AVX-512: 16 at a time.
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    if p.m1 != i32::MIN && p.m2 != i32::MIN && p.mo != i32::MIN {
+        use core::arch::x86_64::*;
+        const { assert!(core::mem::size_of::<A>() == 1 && core::mem::size_of::<B>() == 1) };
+        // SAFETY: AVX-512 arithmetic; 16-byte loads inside `a` and `b` (chunks of 16 of
+        // one-byte elements) and 16-byte stores at an address `Out8::span` checked.
+        unsafe {
+            let (o1, o2, zp) = (_mm512_set1_epi32(p.off1), _mm512_set1_epi32(p.off2), _mm512_set1_epi32(p.zp));
+            let (lo, hi) = (_mm512_set1_epi32(p.lo), _mm512_set1_epi32(p.hi));
+            for (i, (ca, cb)) in a.chunks_exact(16).zip(b.chunks_exact(16)).enumerate() {
+                let va = _mm512_cvtepi8_epi32(_mm_loadu_si128(ca.as_ptr() as *const __m128i));
+                let vb = _mm512_cvtepi8_epi32(_mm_loadu_si128(cb.as_ptr() as *const __m128i));
+                let sa = x86::mbqm16(_mm512_slli_epi32::<20>(_mm512_add_epi32(va, o1)), p.m1, p.s1);
+                let sb = x86::mbqm16(_mm512_slli_epi32::<20>(_mm512_add_epi32(vb, o2)), p.m2, p.s2);
+                let v = _mm512_add_epi32(x86::mbqm16(_mm512_add_epi32(sa, sb), p.mo, p.so), zp);
+                let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+                _mm_storeu_si128(y.span(16 * i, 16) as *mut __m128i, _mm512_cvtepi32_epi8(v));
+            }
+        }
+        done = n / 16 * 16;
+    }
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2", not(target_feature = "avx512f")))]
     if p.m1 != i32::MIN && p.m2 != i32::MIN && p.mo != i32::MIN {
         use core::arch::x86_64::*;
         // SAFETY: register-only AVX2 arithmetic.
@@ -1147,6 +1189,37 @@ pub(crate) mod x86 {
             // threshold = (mask >> 1) + (r < 0); compare results are -1 for true.
             let thr = _mm256_sub_epi32(_mm256_set1_epi32(mask >> 1), _mm256_cmpgt_epi32(zero, r));
             _mm256_sub_epi32(_mm256_srav_epi32(r, _mm256_set1_epi32(e)), _mm256_cmpgt_epi32(rem, thr))
+        }
+    }
+
+    /// [`mbqm8`] on 16 lanes (AVX-512).
+    #[cfg(target_feature = "avx512f")]
+    #[inline(always)]
+    pub fn mbqm16(x: __m512i, m: i32, shift: i32) -> __m512i {
+        // SAFETY: register-only AVX-512 arithmetic (the cfg enables AVX-512F).
+        unsafe {
+            let x = if shift > 0 { _mm512_sllv_epi32(x, _mm512_set1_epi32(shift)) } else { x };
+            let mv = _mm512_set1_epi32(m);
+            let zero = _mm512_setzero_si512();
+            let half = |p: __m512i| {
+                // (p + nudge) / 2^31, truncated toward zero; the result in the low 32 bits.
+                let nudge = _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(p, zero), _mm512_set1_epi64(1 << 30), _mm512_set1_epi64(1 - (1i64 << 30)));
+                let v = _mm512_add_epi64(p, nudge);
+                let v = _mm512_mask_add_epi64(v, _mm512_cmplt_epi64_mask(v, zero), v, _mm512_set1_epi64((1i64 << 31) - 1));
+                _mm512_srli_epi64::<31>(v)
+            };
+            let even = half(_mm512_mul_epi32(x, mv));
+            let odd = half(_mm512_mul_epi32(_mm512_srli_epi64::<32>(x), mv));
+            let r = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd));
+            if shift >= 0 {
+                return r;
+            }
+            let e = (-shift).min(31);
+            let mask = ((1i64 << e) - 1) as i32;
+            let rem = _mm512_and_si512(r, _mm512_set1_epi32(mask));
+            // threshold = (mask >> 1) + (r < 0).
+            let thr = _mm512_mask_add_epi32(_mm512_set1_epi32(mask >> 1), _mm512_cmplt_epi32_mask(r, zero), _mm512_set1_epi32(mask >> 1), _mm512_set1_epi32(1));
+            _mm512_mask_add_epi32(_mm512_srav_epi32(r, _mm512_set1_epi32(e)), _mm512_cmpgt_epi32_mask(rem, thr), _mm512_srav_epi32(r, _mm512_set1_epi32(e)), _mm512_set1_epi32(1))
         }
     }
 
