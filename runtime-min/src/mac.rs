@@ -1164,6 +1164,7 @@ pub(crate) mod x86 {
     /// leaves in the low half of each 64-bit lane as an arithmetic one would.
     #[cfg(target_feature = "avx2")]
     #[inline(always)]
+    #[cfg_attr(target_feature = "avx512f", allow(dead_code))]
     pub fn mbqm8(x: __m256i, m: i32, shift: i32) -> __m256i {
         // SAFETY: register-only AVX2 arithmetic (the cfg enables AVX2).
         unsafe {
@@ -1201,16 +1202,14 @@ pub(crate) mod x86 {
             let x = if shift > 0 { _mm512_sllv_epi32(x, _mm512_set1_epi32(shift)) } else { x };
             let mv = _mm512_set1_epi32(m);
             let zero = _mm512_setzero_si512();
-            let half = |p: __m512i| {
-                // (p + nudge) / 2^31, truncated toward zero; the result in the low 32 bits.
-                let nudge = _mm512_mask_blend_epi64(_mm512_cmplt_epi64_mask(p, zero), _mm512_set1_epi64(1 << 30), _mm512_set1_epi64(1 - (1i64 << 30)));
-                let v = _mm512_add_epi64(p, nudge);
-                let v = _mm512_mask_add_epi64(v, _mm512_cmplt_epi64_mask(v, zero), v, _mm512_set1_epi64((1i64 << 31) - 1));
-                _mm512_srli_epi64::<31>(v)
-            };
-            let even = half(_mm512_mul_epi32(x, mv));
-            let odd = half(_mm512_mul_epi32(_mm512_srli_epi64::<32>(x), mv));
-            let r = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64::<32>(odd));
+            // gemmlowp's (p + nudge) / 2^31 truncated toward zero is floor((p + 2^30) / 2^31)
+            // for either sign (see the module docs), the high word of 2p + 2^31: for the
+            // odd lanes where it stands; the even lanes' moved down.
+            let two31 = _mm512_set1_epi64(1 << 31);
+            let high = |p: __m512i| _mm512_add_epi64(_mm512_add_epi64(p, p), two31);
+            let even = _mm512_srli_epi64::<32>(high(_mm512_mul_epi32(x, mv)));
+            let odd = high(_mm512_mul_epi32(_mm512_srli_epi64::<32>(x), mv));
+            let r = _mm512_mask_blend_epi32(0xAAAA, even, odd);
             if shift >= 0 {
                 return r;
             }
@@ -2310,6 +2309,33 @@ pub(crate) mod tests {
                 _mm256_storeu_si256(got.as_mut_ptr() as *mut __m256i, v);
             }
             for c in 0..8 {
+                assert_eq!(got[c], crate::q::mbqm(x[c], m, shift), "x {} m {m} shift {shift}", x[c]);
+            }
+        }
+    }
+
+    /// The 16-lane `mbqm` (AVX-512) equals `q::mbqm` lane by lane.
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    #[test]
+    fn mbqm16_matches_mbqm() {
+        use core::arch::x86_64::*;
+        let mut next = rng(0x3b9a_ca07_0000_0002);
+        for i in 0..100_000 {
+            let m = if i % 7 == 0 { (next() % (1 << 31)) as i32 } else { (1 << 30) + (next() % (1 << 30)) as i32 };
+            let shift = (next() % 40) as i32 - 31;
+            let x: [i32; 16] = core::array::from_fn(|c| match (i + c) % 4 {
+                0 => next() as i32,
+                1 => (next() % 2_000_001) as i32 - 1_000_000,
+                2 => [i32::MIN, i32::MAX, -1, 0, 1][(next() % 5) as usize],
+                _ => ((next() % 512) as i32 - 256) << 20,
+            });
+            let mut got = [0i32; 16];
+            // SAFETY: 64-byte unaligned load and store of local arrays.
+            unsafe {
+                let v = x86::mbqm16(_mm512_loadu_si512(x.as_ptr() as *const __m512i), m, shift);
+                _mm512_storeu_si512(got.as_mut_ptr() as *mut __m512i, v);
+            }
+            for c in 0..16 {
                 assert_eq!(got[c], crate::q::mbqm(x[c], m, shift), "x {} m {m} shift {shift}", x[c]);
             }
         }
