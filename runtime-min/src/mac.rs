@@ -1225,6 +1225,7 @@ pub(crate) mod x86 {
     /// 8 int8 values as int32 lanes.
     #[cfg(target_feature = "avx2")]
     #[inline(always)]
+    #[cfg_attr(target_feature = "avx512f", allow(dead_code))]
     pub fn widen8(v: [i8; 8]) -> __m256i {
         // SAFETY: `v` is 8 readable bytes.
         unsafe { _mm256_cvtepi8_epi32(_mm_loadl_epi64(v.as_ptr() as *const __m128i)) }
