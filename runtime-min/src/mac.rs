@@ -1234,6 +1234,7 @@ pub(crate) mod x86 {
     /// int32 lanes (already within the int8 range) as 8 bytes.
     #[cfg(target_feature = "avx2")]
     #[inline(always)]
+    #[cfg_attr(target_feature = "avx512f", allow(dead_code))]
     pub fn narrow8(v: __m256i) -> [i8; 8] {
         let mut out = [0i8; 8];
         // SAFETY: AVX2 packs and one 8-byte store into `out`.
