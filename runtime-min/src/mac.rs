@@ -207,6 +207,15 @@ fn xor_copy<B: Byte>(src: &[B], dst: &mut [u8]) {
     // SAFETY: every access is below `n`, inside both slices; `B` is one byte (`u8`, `i8`
     // or `Cell<u8>`, which may be read through a shared reference), unaligned accesses.
     unsafe {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use core::arch::x86_64::*;
+            let k = _mm_set1_epi8(-128);
+            while i + 16 <= n {
+                _mm_storeu_si128(d.add(i) as *mut __m128i, _mm_xor_si128(_mm_loadu_si128(s.add(i) as *const __m128i), k));
+                i += 16;
+            }
+        }
         while i + 16 <= n {
             let v = (s.add(i) as *const u128).read_unaligned();
             (d.add(i) as *mut u128).write_unaligned(v ^ 0x8080_8080_8080_8080_8080_8080_8080_8080);
@@ -1817,21 +1826,27 @@ fn quad_groups<'b>(l: &Gemm, half: bool, buf: &'b mut [core::mem::MaybeUninit<Gr
 #[cfg(all(target_arch = "x86_64", target_feature = "avx512vnni"))]
 #[allow(unsafe_code)]
 mod vnni {
-    use super::{put_bytes, x86, Gemm, Group, Out8, Rows, QUAD_GROUPS};
+    use super::{put_bytes, Gemm, Out8, Rows, QUAD_CHANNELS};
     use core::arch::x86_64::*;
     use core::mem::MaybeUninit;
 
-    /// Per 16 channels, two groups of 8 lanes: the accumulator start (halved with `half`,
-    /// for undoubled weights) and the requantization constants; channels past `cout`
-    /// repeat the last (computed, never written).
+    /// 16 channels' accumulator start and requantization constants, lane by lane.
+    type Group16 = ([i32; 16], [[i32; 16]; 3]);
+
+    /// Groups of 16 channels held precomputed.
+    const GROUPS: usize = QUAD_CHANNELS / 16;
+
+    /// Per 16 channels, the accumulator start (halved with `half`, for undoubled weights)
+    /// and the requantization constants; channels past `cout` repeat the last (computed,
+    /// never written). Written into the first groups of `buf` (no clear of the rest).
     #[inline(always)]
-    fn groups<'b>(l: &Gemm, half: bool, buf: &'b mut [MaybeUninit<Group>; QUAD_GROUPS]) -> &'b [Group] {
-        let n = 2 * l.cout.div_ceil(16);
-        assert!(n <= QUAD_GROUPS);
+    fn groups<'b>(l: &Gemm, half: bool, buf: &'b mut [MaybeUninit<Group16>; GROUPS]) -> &'b [Group16] {
+        let n = l.cout.div_ceil(16);
+        assert!(n <= GROUPS);
         for (gi, slot) in buf.iter_mut().enumerate().take(n) {
-            let mut g: Group = ([0; 8], [[0; 8]; 3]);
-            for c in 0..8 {
-                let o = (8 * gi + c).min(l.cout - 1);
+            let mut g: Group16 = ([0; 16], [[0; 16]; 3]);
+            for c in 0..16 {
+                let o = (16 * gi + c).min(l.cout - 1);
                 g.0[c] = if half { l.bias[o] >> 1 } else { l.bias[o] };
                 for j in 0..3 {
                     g.1[j][c] = l.rq[o][j];
@@ -1841,7 +1856,7 @@ mod vnni {
         }
         // SAFETY: the first `n` elements were written above; `MaybeUninit<T>` has the
         // layout of `T`.
-        unsafe { core::slice::from_raw_parts(buf.as_ptr() as *const Group, n) }
+        unsafe { core::slice::from_raw_parts(buf.as_ptr() as *const Group16, n) }
     }
 
     /// [`super::gemm_4x2`] with the VNNI layout: blocks of `P` positions (8 for at most 32
@@ -1851,7 +1866,7 @@ mod vnni {
     #[inline(always)]
     pub fn gemm<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, rows: &mut R, npos: usize, y: &mut Y, rev: bool, xs: &mut [u32]) {
         assert!(R::BYTES && STEPS % 2 == 0);
-        let mut buf = [const { MaybeUninit::<Group>::uninit() }; QUAD_GROUPS];
+        let mut buf = [const { MaybeUninit::<Group16>::uninit() }; GROUPS];
         let pre = groups(l, FAST, &mut buf);
         // SAFETY: the words of `xs` as bytes (same memory, any bit pattern valid).
         let xb = unsafe { core::slice::from_raw_parts_mut(xs.as_mut_ptr() as *mut u8, 4 * xs.len()) };
@@ -1863,7 +1878,7 @@ mod vnni {
     }
 
     #[inline(always)]
-    fn blocks<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize, const P: usize>(l: &Gemm, pre: &[Group], rows: &mut R, npos: usize, y: &mut Y, rev: bool, xb: &mut [u8]) {
+    fn blocks<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize, const P: usize>(l: &Gemm, pre: &[Group16], rows: &mut R, npos: usize, y: &mut Y, rev: bool, xb: &mut [u8]) {
         let kp = 2 * STEPS;
         let kq = STEPS / 2;
         let g16 = l.cout.div_ceil(16);
@@ -1879,8 +1894,8 @@ mod vnni {
             let xb: &[u8] = xb;
             let mut g = 0;
             while g < g16 {
-                let (wg, pg, oc0) = (&w[g * kq * 64..], &pre[2 * g..], 16 * g);
-                let n = (l.cout - oc0).min(64);
+                let (wg, pg, oc0) = (&w[g * kq * 64..], &pre[g..], 16 * g);
+                let n = l.cout - oc0;
                 let left = g16 - g;
                 if P == 8 && left >= 2 {
                     tile::<Y, FAST, P, 2>(xb, kp, kq, wg, pg, l.lo, l.hi, &pos, l.cout, oc0, n, y);
@@ -1905,25 +1920,22 @@ mod vnni {
     /// `P` positions (rows of `kp` bytes in `xb`) x `G` groups of 16 channels from `oc0`
     /// (`w` and `pre` start at the first group): per 4 inputs, `P` broadcast words and `G`
     /// weight loads feed `P * G` `VPDPBUSD`; then per position the requantization
-    /// ([`x86::rq8`] on each half) and the first `n` of the `16 * G` channels' bytes.
+    /// ([`rq16`]) and the first `n` (at most `16 * G`) channels' bytes.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn tile<Y: Out8, const FAST: bool, const P: usize, const G: usize>(xb: &[u8], kp: usize, kq: usize, w: &[u8], pre: &[Group], lo: i32, hi: i32, pos: &[usize; P], cout: usize, oc0: usize, n: usize, y: &mut Y) {
+    fn tile<Y: Out8, const FAST: bool, const P: usize, const G: usize>(xb: &[u8], kp: usize, kq: usize, w: &[u8], pre: &[Group16], lo: i32, hi: i32, pos: &[usize; P], cout: usize, oc0: usize, n: usize, y: &mut Y) {
         let xb = &xb[..P * kp];
         let w = &w[..G * kq * 64];
-        let pre = &pre[..2 * G];
+        let pre = &pre[..G];
         let n = n.min(16 * G);
         assert!(4 * kq <= kp);
         // SAFETY: position `q`'s word `s` is at `q * kp + 4 * s + 4 <= P * kp` bytes of `xb`,
         // group `g`'s weights of step `s` at `(g * kq + s + 1) * 64 <= G * kq * 64` bytes of
-        // `w` (both checked above; unaligned loads); the bias rows are 32 bytes each.
+        // `w` (both checked above; unaligned loads); the rows of `pre` are 64 bytes each.
         unsafe {
             let (xp, wp) = (xb.as_ptr(), w.as_ptr());
-            let bias: [__m512i; G] = core::array::from_fn(|g| {
-                let b0 = _mm256_loadu_si256(pre[2 * g].0.as_ptr() as *const __m256i);
-                let b1 = _mm256_loadu_si256(pre[2 * g + 1].0.as_ptr() as *const __m256i);
-                _mm512_inserti64x4::<1>(_mm512_castsi256_si512(b0), b1)
-            });
+            let ld = |v: &[i32; 16]| _mm512_loadu_si512(v.as_ptr() as *const __m512i);
+            let bias: [__m512i; G] = core::array::from_fn(|g| ld(&pre[g].0));
             let mut acc: [[__m512i; G]; P] = [bias; P];
             for s in 0..kq {
                 let xv: [__m512i; P] = core::array::from_fn(|q| _mm512_set1_epi32((xp.add(q * kp + 4 * s) as *const i32).read_unaligned()));
@@ -1937,15 +1949,40 @@ mod vnni {
             let mut out = [[0i8; 16]; G];
             for q in 0..P {
                 for g in 0..G {
-                    let a = if FAST { _mm512_add_epi32(acc[q][g], acc[q][g]) } else { acc[q][g] };
-                    let lo8 = x86::rq8::<FAST>(_mm512_castsi512_si256(a), &pre[2 * g].1, lo, hi);
-                    let hi8 = x86::rq8::<FAST>(_mm512_extracti64x4_epi64::<1>(a), &pre[2 * g + 1].1, lo, hi);
-                    out[g][..8].copy_from_slice(&lo8);
-                    out[g][8..].copy_from_slice(&hi8);
+                    out[g] = rq16::<FAST>(acc[q][g], &pre[g].1, lo, hi);
                 }
                 put_bytes(y, pos[q] * cout + oc0, &out.as_flattened()[..n]);
             }
         }
+    }
+
+    /// The requantization of 16 accumulators (undoubled) with one group's constants: with
+    /// `FAST`, `rq_fast` of the doubled accumulators on 16 lanes (`hi32(a2 * m + 2^31) + k +
+    /// (a2 >> 31)`, shifted right by `e`, clamped); else `rq_exact` lane by lane.
+    #[inline(always)]
+    fn rq16<const FAST: bool>(acc: __m512i, r: &[[i32; 16]; 3], lo: i32, hi: i32) -> [i8; 16] {
+        let mut out = [0i8; 16];
+        // SAFETY: AVX-512 arithmetic; the rows of `r` are 64 readable bytes, `out` 16 and
+        // `v` 64 writable (unaligned loads and stores).
+        unsafe {
+            if FAST {
+                let ld = |v: &[i32; 16]| _mm512_loadu_si512(v.as_ptr() as *const __m512i);
+                let (m, k, e) = (ld(&r[0]), ld(&r[1]), ld(&r[2]));
+                let a = _mm512_add_epi32(acc, acc);
+                let half = _mm512_set1_epi64(0x8000_0000);
+                let pe = _mm512_add_epi64(_mm512_mul_epi32(a, m), half);
+                let po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64::<32>(a), _mm512_srli_epi64::<32>(m)), half);
+                let hi32 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64::<32>(pe), po);
+                let v = _mm512_add_epi32(_mm512_add_epi32(hi32, k), _mm512_srai_epi32::<31>(a));
+                let v = _mm512_min_epi32(_mm512_max_epi32(_mm512_srav_epi32(v, e), _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
+                _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, _mm512_cvtepi32_epi8(v));
+            } else {
+                let mut v = [0i32; 16];
+                _mm512_storeu_si512(v.as_mut_ptr() as *mut __m512i, acc);
+                out = core::array::from_fn(|c| super::rq_exact(v[c], &[r[0][c], r[1][c], r[2][c]], lo, hi));
+            }
+        }
+        out
     }
 }
 
