@@ -577,17 +577,44 @@ fn dw_tap_pairs<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, const
     /// One position's `C` outputs from the input offset of each tap (`addr`); with `CLIPPED`,
     /// `OUTSIDE` for a tap reading the zero point.
     #[inline(always)]
-    fn position<const C: usize, const FAST: bool, const CLIPPED: bool>(l: &DwAny, xp: *const u8, wp: &[u32], bias: &[i32], rq: &[[[i32; 8]; 3]], taps: usize, addr: impl Fn(usize) -> usize, out: &mut [i8; C]) {
+    #[allow(clippy::too_many_arguments)]
+    fn position<const C: usize, const FAST: bool, const CLIPPED: bool>(l: &DwAny, xp: *const u8, wp: &[u32], bias: &[i32], rq: &[[[i32; 8]; 3]], rq16: &[[[i32; 16]; 3]], taps: usize, addr: impl Fn(usize) -> usize, out: &mut [i8; C]) {
         let pairs = taps.div_ceil(2);
         // SAFETY: the caller's `addr` gives, per tap, the start of an input pixel's `C` bytes
-        // inside the input (or `OUTSIDE`), so each 8-byte load at `+ c0` (`c0 + 8 <= C`) is
-        // inside it; each weight load reads 8 words at `p * C + c0` inside `wp`
-        // (`pairs * C` words, checked by the slice below); AVX2 is enabled by the cfg.
+        // inside the input (or `OUTSIDE`), so each 8- or 16-byte load at `+ c0` (`c0 + 8 <=
+        // C`, `c0 + 16 <= C`) is inside it; each weight load reads 8 or 16 words at `p * C +
+        // c0` inside `wp` (`pairs * C` words, checked by the slice below); the bias loads
+        // read inside `bias` (`C` values); AVX2 (AVX-512) is enabled by the cfg.
         unsafe {
             let wp = &wp[..pairs * C];
+            let bias = &bias[..C];
             let zpv = _mm_set1_epi8(l.zp);
+            #[allow(unused_mut, unused_assignments)]
+            let mut first = 0;
+            // With AVX-512: 16 channels at a time (the two taps' 16 bytes interleaved,
+            // sign-extended to 32 int16 values, one `VPMADDWD` on 16 lanes), the
+            // requantization on 16 lanes with the constants of `rq16`.
+            #[cfg(target_feature = "avx512bw")]
+            {
+                let ld16 = |o: usize, c0: usize| if CLIPPED && o == OUTSIDE { zpv } else { _mm_loadu_si128(xp.add(o + c0) as *const __m128i) };
+                let rq16 = &rq16[..C / 16];
+                for c0 in (0..C / 16 * 16).step_by(16) {
+                    let mut acc = _mm512_loadu_si512(bias.as_ptr().add(c0) as *const __m512i);
+                    for p in 0..pairs {
+                        let o0 = addr(2 * p);
+                        let o1 = if 2 * p + 1 < taps { addr(2 * p + 1) } else { o0 };
+                        let (a, b) = (ld16(o0, c0), ld16(o1, c0));
+                        let ab = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(_mm_unpacklo_epi8(a, b)), _mm_unpackhi_epi8(a, b));
+                        let wv = _mm512_loadu_si512(wp.as_ptr().add(p * C + c0) as *const __m512i);
+                        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_cvtepi8_epi16(ab), wv));
+                    }
+                    out[c0..c0 + 16].copy_from_slice(&crate::mac::x86::rq16::<FAST>(acc, &rq16[c0 / 16], l.lo, l.hi));
+                }
+                first = C / 16 * 16;
+            }
+            let _ = rq16;
             let ld = |o: usize, c0: usize| if CLIPPED && o == OUTSIDE { zpv } else { _mm_loadl_epi64(xp.add(o + c0) as *const __m128i) };
-            for c0 in (0..C).step_by(8) {
+            for c0 in (first..C).step_by(8) {
                 let mut acc = _mm256_loadu_si256(bias.as_ptr().add(c0) as *const __m256i);
                 for p in 0..pairs {
                     let o0 = addr(2 * p);
@@ -601,12 +628,25 @@ fn dw_tap_pairs<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, const
             }
         }
     }
+    // The requantization constants of 16 channels at a time (AVX-512).
+    #[cfg(target_feature = "avx512bw")]
+    let mut rqbuf = [const { MaybeUninit::<[[i32; 16]; 3]>::uninit() }; MAX_PAIR_WORDS / 16];
+    #[cfg(target_feature = "avx512bw")]
+    let rq16: &[[[i32; 16]; 3]] = {
+        for (g, slot) in rqbuf.iter_mut().enumerate().take(C / 16) {
+            slot.write(core::array::from_fn(|j| core::array::from_fn(|c| rq[(16 * g + c) / 8][j][c % 8])));
+        }
+        // SAFETY: the first `C / 16` elements were written just above.
+        unsafe { core::slice::from_raw_parts(rqbuf.as_ptr() as *const [[i32; 16]; 3], C / 16) }
+    };
+    #[cfg(not(target_feature = "avx512bw"))]
+    let rq16: &[[[i32; 16]; 3]] = &[];
     let xp = x.as_ptr() as *const u8;
     for i in 0..npos {
         let (pos, b, iy0, ix0, inside) = window::<G>(npos, i, rev);
         if inside {
             let base = ((b * h + iy0 as usize) * w + ix0 as usize) * C;
-            position::<C, FAST, false>(l, xp, wp, bias, rq, taps, |t| base + rel[t], &mut out);
+            position::<C, FAST, false>(l, xp, wp, bias, rq, rq16, taps, |t| base + rel[t], &mut out);
         } else {
             for ky in 0..kh {
                 let iy = iy0 + (ky * dh) as isize;
@@ -615,7 +655,7 @@ fn dw_tap_pairs<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, const
                     off[ky * kw + kx] = if iy < 0 || iy as usize >= h || ix < 0 || ix as usize >= w { OUTSIDE } else { ((b * h + iy as usize) * w + ix as usize) * C };
                 }
             }
-            position::<C, FAST, true>(l, xp, wp, bias, rq, taps, |t| off[t], &mut out);
+            position::<C, FAST, true>(l, xp, wp, bias, rq, rq16, taps, |t| off[t], &mut out);
         }
         crate::mac::put_bytes(&mut y, pos * C, &out);
     }

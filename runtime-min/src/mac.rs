@@ -253,6 +253,41 @@ fn expand_from<B: Byte, const S: usize>(x: &[B], out: &mut [u32]) {
     }
 }
 
+/// The window of position `p` as bytes `x ^ 0x80` ([`Rows::bytes`]): per kernel row `rw`
+/// bytes, the window's row (`KW * C` values, taps outside the input the zero point `zp`)
+/// then padding left as it is.
+#[inline(always)]
+fn window_bytes<B: Byte, G: ConvGeom>(x: &[B], zp: i8, p: usize, rw: usize, out: &mut [u8]) {
+    let (h, w, c) = (G::H, G::W, G::C);
+    let b = p / (G::OH * G::OW);
+    let iy0 = (p / G::OW % G::OH * G::SH) as isize - G::PAD_H as isize;
+    let ix0 = (p % G::OW * G::SW) as isize - G::PAD_W as isize;
+    let span = G::KW * c;
+    let inside_x = ix0 >= 0 && ix0 as usize + (G::KW - 1) * G::DW < w;
+    let zb = zp as u8 ^ 0x80;
+    for (ky, o) in out[..G::KH * rw].chunks_exact_mut(rw).enumerate() {
+        let iy = iy0 + (ky * G::DH) as isize;
+        if iy < 0 || iy as usize >= h {
+            o[..span].fill(zb);
+            continue;
+        }
+        let row = (b * h + iy as usize) * w;
+        if inside_x && G::DW == 1 {
+            let s = (row + ix0 as usize) * c;
+            xor_copy(&x[s..s + span], &mut o[..span]);
+            continue;
+        }
+        for (kx, o) in o[..span].chunks_exact_mut(c).enumerate() {
+            let ix = ix0 + (kx * G::DW) as isize;
+            if ix < 0 || ix as usize >= w {
+                o.fill(zb);
+            } else {
+                xor_copy(&x[(row + ix as usize) * c..][..c], o);
+            }
+        }
+    }
+}
+
 /// Rows stored one after the other: row `p` is `x[p * k..(p + 1) * k]` (a 1x1
 /// convolution with stride 1, a fully connected layer).
 pub struct Dense<'a, B> {
@@ -354,39 +389,10 @@ impl<B: Byte, G: ConvGeom> Rows for Im2col<'_, B, G> {
     }
 
     const BYTES: bool = true;
-    /// Per kernel row `4 * ceil(KW * C / 4)` bytes: the window's row (`KW * C` values, taps
-    /// outside the input the zero point), then padding.
+    /// Per kernel row `4 * ceil(KW * C / 4)` bytes: the window's row, then padding.
     #[inline(always)]
     fn bytes(&mut self, p: usize, out: &mut [u8]) {
-        let (h, w, c) = (G::H, G::W, G::C);
-        let b = p / (G::OH * G::OW);
-        let iy0 = (p / G::OW % G::OH * G::SH) as isize - G::PAD_H as isize;
-        let ix0 = (p % G::OW * G::SW) as isize - G::PAD_W as isize;
-        let span = G::KW * c;
-        let rw = span.div_ceil(4) * 4;
-        let inside_x = ix0 >= 0 && ix0 as usize + (G::KW - 1) * G::DW < w;
-        let zb = self.zp as u8 ^ 0x80;
-        for (ky, o) in out[..G::KH * rw].chunks_exact_mut(rw).enumerate() {
-            let iy = iy0 + (ky * G::DH) as isize;
-            if iy < 0 || iy as usize >= h {
-                o[..span].fill(zb);
-                continue;
-            }
-            let row = (b * h + iy as usize) * w;
-            if inside_x && G::DW == 1 {
-                let s = (row + ix0 as usize) * c;
-                xor_copy(&self.x[s..s + span], &mut o[..span]);
-                continue;
-            }
-            for (kx, o) in o[..span].chunks_exact_mut(c).enumerate() {
-                let ix = ix0 + (kx * G::DW) as isize;
-                if ix < 0 || ix as usize >= w {
-                    o.fill(zb);
-                } else {
-                    xor_copy(&self.x[(row + ix as usize) * c..][..c], o);
-                }
-            }
-        }
+        window_bytes::<B, G>(self.x, self.zp, p, (G::KW * G::C).div_ceil(4) * 4, out);
     }
 
     #[inline(always)]
@@ -557,6 +563,15 @@ impl<B: Byte, G: ConvGeom> Rows for Paired<'_, B, G> {
     #[inline(always)]
     fn expand<const S: usize>(&mut self, p: usize, out: &mut [u32]) {
         self.gather::<S, false>(p, out);
+    }
+
+    const BYTES: bool = true;
+    /// Per kernel row `2 * ceil(KW * C / 2)` bytes (the pair words' values in their
+    /// natural order; the compiler packs the VNNI weights in that order), read from the
+    /// input itself (the ring is for the pair words).
+    #[inline(always)]
+    fn bytes(&mut self, p: usize, out: &mut [u8]) {
+        window_bytes::<B, G>(self.x, self.zp, p, (G::KW * G::C).div_ceil(2) * 2, out);
     }
 
     /// Two neighbours on one output row read overlapping words of the same converted
@@ -1229,6 +1244,36 @@ pub(crate) mod x86 {
             let thr = _mm512_mask_add_epi32(_mm512_set1_epi32(mask >> 1), _mm512_cmplt_epi32_mask(r, zero), _mm512_set1_epi32(mask >> 1), _mm512_set1_epi32(1));
             _mm512_mask_add_epi32(_mm512_srav_epi32(r, _mm512_set1_epi32(e)), _mm512_cmpgt_epi32_mask(rem, thr), _mm512_srav_epi32(r, _mm512_set1_epi32(e)), _mm512_set1_epi32(1))
         }
+    }
+
+    /// The requantization of 16 accumulators (undoubled) with one group's constants: with
+    /// `FAST`, `rq_fast` of the doubled accumulators on 16 lanes (`hi32(a2 * m + 2^31) + k +
+    /// (a2 >> 31)`, shifted right by `e`, clamped); else `rq_exact` lane by lane.
+    #[cfg(target_feature = "avx512f")]
+    #[inline(always)]
+    pub fn rq16<const FAST: bool>(acc: __m512i, r: &[[i32; 16]; 3], lo: i32, hi: i32) -> [i8; 16] {
+        let mut out = [0i8; 16];
+        // SAFETY: AVX-512 arithmetic; the rows of `r` are 64 readable bytes, `out` 16 and
+        // `v` 64 writable (unaligned loads and stores).
+        unsafe {
+            if FAST {
+                let ld = |v: &[i32; 16]| _mm512_loadu_si512(v.as_ptr() as *const __m512i);
+                let (m, k, e) = (ld(&r[0]), ld(&r[1]), ld(&r[2]));
+                let a = _mm512_add_epi32(acc, acc);
+                let half = _mm512_set1_epi64(0x8000_0000);
+                let pe = _mm512_add_epi64(_mm512_mul_epi32(a, m), half);
+                let po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64::<32>(a), _mm512_srli_epi64::<32>(m)), half);
+                let hi32 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64::<32>(pe), po);
+                let v = _mm512_add_epi32(_mm512_add_epi32(hi32, k), _mm512_srai_epi32::<31>(a));
+                let v = _mm512_min_epi32(_mm512_max_epi32(_mm512_srav_epi32(v, e), _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
+                _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, _mm512_cvtepi32_epi8(v));
+            } else {
+                let mut v = [0i32; 16];
+                _mm512_storeu_si512(v.as_mut_ptr() as *mut __m512i, acc);
+                out = core::array::from_fn(|c| super::rq_exact(v[c], &[r[0][c], r[1][c], r[2][c]], lo, hi));
+            }
+        }
+        out
     }
 
     /// 8 int8 values as int32 lanes.
@@ -1920,7 +1965,7 @@ mod vnni {
     /// `P` positions (rows of `kp` bytes in `xb`) x `G` groups of 16 channels from `oc0`
     /// (`w` and `pre` start at the first group): per 4 inputs, `P` broadcast words and `G`
     /// weight loads feed `P * G` `VPDPBUSD`; then per position the requantization
-    /// ([`rq16`]) and the first `n` (at most `16 * G`) channels' bytes.
+    /// ([`super::x86::rq16`]) and the first `n` (at most `16 * G`) channels' bytes.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn tile<Y: Out8, const FAST: bool, const P: usize, const G: usize>(xb: &[u8], kp: usize, kq: usize, w: &[u8], pre: &[Group16], lo: i32, hi: i32, pos: &[usize; P], cout: usize, oc0: usize, n: usize, y: &mut Y) {
@@ -1949,40 +1994,11 @@ mod vnni {
             let mut out = [[0i8; 16]; G];
             for q in 0..P {
                 for g in 0..G {
-                    out[g] = rq16::<FAST>(acc[q][g], &pre[g].1, lo, hi);
+                    out[g] = super::x86::rq16::<FAST>(acc[q][g], &pre[g].1, lo, hi);
                 }
                 put_bytes(y, pos[q] * cout + oc0, &out.as_flattened()[..n]);
             }
         }
-    }
-
-    /// The requantization of 16 accumulators (undoubled) with one group's constants: with
-    /// `FAST`, `rq_fast` of the doubled accumulators on 16 lanes (`hi32(a2 * m + 2^31) + k +
-    /// (a2 >> 31)`, shifted right by `e`, clamped); else `rq_exact` lane by lane.
-    #[inline(always)]
-    fn rq16<const FAST: bool>(acc: __m512i, r: &[[i32; 16]; 3], lo: i32, hi: i32) -> [i8; 16] {
-        let mut out = [0i8; 16];
-        // SAFETY: AVX-512 arithmetic; the rows of `r` are 64 readable bytes, `out` 16 and
-        // `v` 64 writable (unaligned loads and stores).
-        unsafe {
-            if FAST {
-                let ld = |v: &[i32; 16]| _mm512_loadu_si512(v.as_ptr() as *const __m512i);
-                let (m, k, e) = (ld(&r[0]), ld(&r[1]), ld(&r[2]));
-                let a = _mm512_add_epi32(acc, acc);
-                let half = _mm512_set1_epi64(0x8000_0000);
-                let pe = _mm512_add_epi64(_mm512_mul_epi32(a, m), half);
-                let po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64::<32>(a), _mm512_srli_epi64::<32>(m)), half);
-                let hi32 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64::<32>(pe), po);
-                let v = _mm512_add_epi32(_mm512_add_epi32(hi32, k), _mm512_srai_epi32::<31>(a));
-                let v = _mm512_min_epi32(_mm512_max_epi32(_mm512_srav_epi32(v, e), _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
-                _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, _mm512_cvtepi32_epi8(v));
-            } else {
-                let mut v = [0i32; 16];
-                _mm512_storeu_si512(v.as_mut_ptr() as *mut __m512i, acc);
-                out = core::array::from_fn(|c| super::rq_exact(v[c], &[r[0][c], r[1][c], r[2][c]], lo, hi));
-            }
-        }
-        out
     }
 }
 

@@ -136,7 +136,9 @@ pub fn steps_for(k: usize, tile: Tile) -> usize {
 /// (multiplier, shift), `out_zp` the output zero point, `lo..=hi` the output range. A
 /// packed row has `kp` values; `kmap` gives the weight index of each (`None`: a zero).
 #[allow(clippy::too_many_arguments)]
-pub fn pack(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>, cout: usize, bias: &[i32], in_off: i32, mults: &[(i32, i32)], out_zp: i32, lo: i32, hi: i32, tile: Tile) -> Packed {
+/// `order` gives, for the VNNI layout (`w4`, rows read as bytes in the window's natural
+/// order), the packed index of each byte of the row ([`RowSource::byte_order`]).
+pub fn pack(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>, order: &dyn Fn(usize) -> usize, cout: usize, bias: &[i32], in_off: i32, mults: &[(i32, i32)], out_zp: i32, lo: i32, hi: i32, tile: Tile) -> Packed {
     let steps = steps_for(kp, tile);
     let (fast, rq) = channel_rqs(cout, |o| w[o * k..(o + 1) * k].iter().copied(), bias, in_off, mults, out_zp, lo, hi);
     let scale: i32 = if fast { 2 } else { 1 };
@@ -185,7 +187,7 @@ pub fn pack(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>
         for g in 0..cout.div_ceil(16) {
             for j in 0..steps / 2 {
                 for c in 0..16 {
-                    v.extend((0..4).map(|t| raw(16 * g + c, 4 * j + t) as u8));
+                    v.extend((0..4).map(|t| raw(16 * g + c, order(4 * j + t)) as u8));
                 }
             }
         }
@@ -259,6 +261,17 @@ impl RowSource {
         }
     }
 
+    /// For each byte of a row as `microgen_rt::mac::Rows::bytes` writes it (the window's
+    /// values in their natural order), the index of that value in the packed row of
+    /// [`RowSource::layout`]: the same, except for [`RowSource::Paired`], whose packed row
+    /// swaps the middle two of every 4 values.
+    pub fn byte_order(&self) -> Box<dyn Fn(usize) -> usize> {
+        match self {
+            RowSource::Paired { .. } => Box::new(|l| l / 4 * 4 + [0, 2, 1, 3][l % 4]),
+            _ => Box::new(|l| l),
+        }
+    }
+
     /// Values per packed row, and the weight index (`[ky][kx][ic]`) of each.
     pub fn layout(&self) -> (usize, Box<dyn Fn(usize) -> Option<usize>>) {
         match *self {
@@ -326,8 +339,8 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
     let rqs = p.rq.iter().map(|r| lit::i32s(r));
     let x86 = quote!(all(target_arch = "x86_64", target_feature = "avx2"));
     let vnni = quote!(all(target_arch = "x86_64", target_feature = "avx512vnni"));
-    // The VNNI kernel reads rows as bytes in the packed order: dense rows and windows.
-    let use4 = !p.w4.is_empty() && matches!(src, RowSource::Dense { .. } | RowSource::Im2col { .. });
+    // The VNNI kernel reads rows as bytes (`Rows::bytes`).
+    let use4 = !p.w4.is_empty();
     let wstatic = if use4 {
         let (w8len, w8bytes) = (lit::usize(p.w8.len()), lit::bytes(&p.w8));
         let (w4len, w4bytes) = (lit::usize(p.w4.len()), lit::bytes(&p.w4));
