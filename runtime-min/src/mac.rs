@@ -757,6 +757,11 @@ pub struct FcI8<'a> {
     pub rq: &'a [[[i32; 8]; 3]],
     pub lo: i32,
     pub hi: i32,
+    /// `w` holds the layout of the x86-64 kernel with AVX-512 VNNI instead: per group of 16
+    /// channels, per 4 inputs, the 16 channels' 4 int8 weights (`[cout / 16][ceil(k / 4)]
+    /// [16][4]`), and `bias` (whole groups of 16) has `-128 * sum(w)` folded in for the
+    /// inputs read as `x ^ 0x80`.
+    pub vnni: bool,
 }
 
 /// Fully connected rows with int8 weights (half the bytes of the int16 pairs of
@@ -764,6 +769,12 @@ pub struct FcI8<'a> {
 /// expanded once into int16 pair words of consecutive inputs (`xs`, `ceil(k / 2)` words),
 /// then on x86-64 with AVX2 four tiles of 8 channels at a time; elsewhere a plain loop.
 pub fn fc_channels<B: Byte, Y: Out8, const FAST: bool>(l: &FcI8, x: &[B], batches: usize, mut y: Y, rev: bool, xs: &mut [u32]) {
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512vnni"))]
+    if l.vnni {
+        vnni::fc::<B, Y, FAST>(l, x, batches, &mut y, rev, xs);
+        return;
+    }
+    assert!(!l.vnni, "the VNNI layout needs AVX-512 VNNI");
     let (k, cout) = (l.k, l.cout);
     let steps = k.div_ceil(2);
     let tiles = cout.div_ceil(8);
@@ -1997,6 +2008,90 @@ mod vnni {
                     out[g] = super::x86::rq16::<FAST>(acc[q][g], &pre[g].1, lo, hi);
                 }
                 put_bytes(y, pos[q] * cout + oc0, &out.as_flattened()[..n]);
+            }
+        }
+    }
+
+    /// [`super::fc_channels`] with the VNNI layout: each row copied once as bytes `x ^ 0x80`
+    /// (into `xs`), then per pass of up to 8 groups of 16 channels one [`fc_pass`].
+    #[inline(always)]
+    pub fn fc<B: super::Byte, Y: Out8, const FAST: bool>(l: &super::FcI8, x: &[B], batches: usize, y: &mut Y, rev: bool, xs: &mut [u32]) {
+        let (k, cout) = (l.k, l.cout);
+        let kq = k.div_ceil(4);
+        let g16 = cout.div_ceil(16);
+        let w = &l.w[..g16 * kq * 64];
+        let bias = &l.bias[..g16 * 16];
+        let x = &x[..batches * k];
+        let xs = &mut xs[..kq];
+        // SAFETY: the words of `xs` as bytes (same memory, any bit pattern valid).
+        let xb = unsafe { core::slice::from_raw_parts_mut(xs.as_mut_ptr() as *mut u8, 4 * kq) };
+        for i in 0..batches {
+            let b = if rev { batches - 1 - i } else { i };
+            super::xor_copy(&x[b * k..(b + 1) * k], &mut xb[..k]);
+            let mut g = 0;
+            while g < g16 {
+                let (wg, bg) = (&w[g * kq * 64..], &bias[16 * g..]);
+                match g16 - g {
+                    1 => fc_pass::<Y, FAST, 1>(xb, kq, wg, bg, l, g, b, y),
+                    2 | 3 => fc_pass::<Y, FAST, 2>(xb, kq, wg, bg, l, g, b, y),
+                    4..=7 => fc_pass::<Y, FAST, 4>(xb, kq, wg, bg, l, g, b, y),
+                    _ => fc_pass::<Y, FAST, 8>(xb, kq, wg, bg, l, g, b, y),
+                }
+                g += match g16 - g {
+                    1 => 1,
+                    2 | 3 => 2,
+                    4..=7 => 4,
+                    _ => 8,
+                };
+            }
+        }
+    }
+
+    /// `G` groups of 16 channels from group `g0` of row `b`: per 4 inputs one broadcast word
+    /// and `G` `VPDPBUSD` (even and odd steps into separate accumulators, two dependency
+    /// chains per group), then the requantization of each half group
+    /// ([`super::x86::rq8`], with the constants of its 8 channels) and the bytes.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn fc_pass<Y: Out8, const FAST: bool, const G: usize>(xb: &[u8], kq: usize, w: &[u8], bias: &[i32], l: &super::FcI8, g0: usize, b: usize, y: &mut Y) {
+        let xb = &xb[..4 * kq];
+        let w = &w[..G * kq * 64];
+        let bias = &bias[..16 * G];
+        let ng = l.rq.len();
+        // SAFETY: word `s` of `xb` is at `4 * s + 4 <= 4 * kq` bytes, group `g`'s weights of
+        // step `s` at `(g * kq + s + 1) * 64 <= G * kq * 64` bytes of `w`, the bias of
+        // group `g` at `16 * g + 16 <= 16 * G` values (all checked above; unaligned loads).
+        unsafe {
+            let (xp, wp) = (xb.as_ptr(), w.as_ptr());
+            let mut a0: [__m512i; G] = core::array::from_fn(|g| _mm512_loadu_si512(bias.as_ptr().add(16 * g) as *const __m512i));
+            let mut a1: [__m512i; G] = [_mm512_setzero_si512(); G];
+            let mut s = 0;
+            while s + 2 <= kq {
+                let x0 = _mm512_set1_epi32((xp.add(4 * s) as *const i32).read_unaligned());
+                let x1 = _mm512_set1_epi32((xp.add(4 * s + 4) as *const i32).read_unaligned());
+                for g in 0..G {
+                    a0[g] = _mm512_dpbusd_epi32(a0[g], x0, _mm512_loadu_si512(wp.add((g * kq + s) * 64) as *const __m512i));
+                    a1[g] = _mm512_dpbusd_epi32(a1[g], x1, _mm512_loadu_si512(wp.add((g * kq + s + 1) * 64) as *const __m512i));
+                }
+                s += 2;
+            }
+            if s < kq {
+                let x0 = _mm512_set1_epi32((xp.add(4 * s) as *const i32).read_unaligned());
+                for g in 0..G {
+                    a0[g] = _mm512_dpbusd_epi32(a0[g], x0, _mm512_loadu_si512(wp.add((g * kq + s) * 64) as *const __m512i));
+                }
+            }
+            for g in 0..G {
+                let oc = 16 * (g0 + g);
+                if oc >= l.cout {
+                    break;
+                }
+                let a = _mm512_add_epi32(a0[g], a1[g]);
+                let a = if FAST { _mm512_add_epi32(a, a) } else { a };
+                let mut out = [0i8; 16];
+                out[..8].copy_from_slice(&super::x86::rq8::<FAST>(_mm512_castsi512_si256(a), &l.rq[(2 * (g0 + g)).min(ng - 1)], l.lo, l.hi));
+                out[8..].copy_from_slice(&super::x86::rq8::<FAST>(_mm512_extracti64x4_epi64::<1>(a), &l.rq[(2 * (g0 + g) + 1).min(ng - 1)], l.lo, l.hi));
+                put_bytes(y, b * l.cout + oc, &out[..(l.cout - oc).min(16)]);
             }
         }
     }

@@ -491,18 +491,45 @@ fn emit_channels(
     let fb_l = lit::i32s(&fb);
     let (rqs, groups) = gemm::rq_groups(&rq);
     let groups = lit::usize(groups);
+    // The layout of the x86-64 VNNI kernel: [16-channel group][4 inputs][channel][4], and
+    // the bias for inputs read as `x ^ 0x80` (minus 128 * sum(w)).
+    let (g16, kq) = (cout.div_ceil(16), depth.div_ceil(4));
+    let mut w4 = Vec::with_capacity(g16 * kq * 64);
+    for g in 0..g16 {
+        for q in 0..kq {
+            for c in 0..16 {
+                for j in 0..4 {
+                    let (o, d) = (16 * g + c, 4 * q + j);
+                    w4.push(if o < cout && d < depth { w[o * depth + d] } else { 0 });
+                }
+            }
+        }
+    }
+    let fb4: Vec<i32> = (0..g16 * 16)
+        .map(|o| if o < cout { folded[o].wrapping_sub(128 * w[o * depth..(o + 1) * depth].iter().map(|&v| v as i8 as i32).sum::<i32>()) } else { 0 })
+        .collect();
+    let (w4len, w4bytes, nb4, fb4_l) = (lit::usize(w4.len()), lit::bytes(&w4), lit::usize(fb4.len()), lit::i32s(&fb4));
+    let vnni = quote!(all(target_arch = "x86_64", target_feature = "avx512vnni"));
     let statics = quote! {
         /// Weights, [8-channel tile][pair of inputs][channel][2], int8.
+        #[cfg(not(#vnni))]
         static #w_id: [u8; #wlen] = #wbytes;
         /// Bias with the input zero point folded in: bias + in_offset * sum(w).
+        #[cfg(not(#vnni))]
         static #b_id: [i32; #nb] = #fb_l;
+        /// Weights for x86-64 with AVX-512 VNNI, [16-channel group][4 inputs][channel][4], int8.
+        #[cfg(#vnni)]
+        static #w_id: [u8; #w4len] = #w4bytes;
+        /// Bias for inputs read as `x ^ 0x80`: bias + in_offset * sum(w) - 128 * sum(w).
+        #[cfg(#vnni)]
+        static #b_id: [i32; #nb4] = #fb4_l;
         /// Requantization, per tile of 8 channels.
         static #r_id: [[[i32; 8]; 3]; #groups] = #rqs;
     };
     let (k_l, co, b_l, steps_l, lo_l, hi_l) = (lit::usize(depth), lit::usize(cout), lit::usize(batches), lit::usize(steps), lit::i32(lo), lit::i32(hi));
     let rev = ctx.reverse;
     let body = quote! {
-        let l = ::microgen_rt::mac::FcI8 { k: #k_l, cout: #co, w: &#w_id, bias: &#b_id, rq: &#r_id, lo: #lo_l, hi: #hi_l };
+        let l = ::microgen_rt::mac::FcI8 { k: #k_l, cout: #co, w: &#w_id, bias: &#b_id, rq: &#r_id, lo: #lo_l, hi: #hi_l, vnni: cfg!(#vnni) };
         let mut xs = [0u32; #steps_l];
         ::microgen_rt::mac::fc_channels::<_, _, #is_fast>(&l, x0, #b_l, y0, #rev, &mut xs);
     };
