@@ -2632,7 +2632,7 @@ pub(crate) mod tests {
                         }
                     }
                 }
-                let l = FcI8 { k, cout, w: &w, bias: &bias, rq: &rq, lo: -100, hi: 127 };
+                let l = FcI8 { k, cout, w: &w, bias: &bias, rq: &rq, lo: -100, hi: 127, vnni: false };
                 let mut y = std::vec![0i8; batches * cout];
                 let mut xs = std::vec![0u32; steps];
                 if fast {
