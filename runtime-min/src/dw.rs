@@ -608,7 +608,7 @@ fn dw_tap_pairs<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, const
                         let wv = _mm512_loadu_si512(wp.as_ptr().add(p * C + c0) as *const __m512i);
                         acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_cvtepi8_epi16(ab), wv));
                     }
-                    out[c0..c0 + 16].copy_from_slice(&crate::mac::x86::rq16::<FAST>(acc, &rq16[c0 / 16], l.lo, l.hi));
+                    _mm_storeu_si128(out[c0..c0 + 16].as_mut_ptr() as *mut __m128i, crate::mac::x86::rq16::<FAST>(acc, &rq16[c0 / 16], l.lo, l.hi));
                 }
                 first = C / 16 * 16;
             }

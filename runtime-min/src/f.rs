@@ -203,9 +203,20 @@ mod fused {
     #[inline(always)]
     pub fn madd<const N: usize>(acc: &mut [f32; N], x: f32, w: &[f32; N]) {
         let mut i = 0;
-        // SAFETY: AVX and FMA are enabled by the module's cfg; every access reads or writes
-        // 8 lanes at `i + 8 <= N` inside `acc` or `w` (unaligned loads and stores).
+        // SAFETY: AVX and FMA (and AVX-512 where its cfg is on) are enabled by the cfgs;
+        // every access reads or writes 16 or 8 lanes at `i + 16 <= N` or `i + 8 <= N` inside
+        // `acc` or `w` (unaligned loads and stores).
         unsafe {
+            #[cfg(target_feature = "avx512f")]
+            {
+                let xv = _mm512_set1_ps(x);
+                while i + 16 <= N {
+                    let a = _mm512_loadu_ps(acc.as_ptr().add(i));
+                    let b = _mm512_loadu_ps(w.as_ptr().add(i));
+                    _mm512_storeu_ps(acc.as_mut_ptr().add(i), _mm512_fmadd_ps(xv, b, a));
+                    i += 16;
+                }
+            }
             let xv = _mm256_set1_ps(x);
             while i + 8 <= N {
                 let a = _mm256_loadu_ps(acc.as_ptr().add(i));
@@ -225,6 +236,14 @@ mod fused {
         let mut i = 0;
         // SAFETY: as in `madd`, with `x` read like `w`.
         unsafe {
+            #[cfg(target_feature = "avx512f")]
+            while i + 16 <= N {
+                let a = _mm512_loadu_ps(acc.as_ptr().add(i));
+                let xv = _mm512_loadu_ps(x.as_ptr().add(i));
+                let b = _mm512_loadu_ps(w.as_ptr().add(i));
+                _mm512_storeu_ps(acc.as_mut_ptr().add(i), _mm512_fmadd_ps(xv, b, a));
+                i += 16;
+            }
             while i + 8 <= N {
                 let a = _mm256_loadu_ps(acc.as_ptr().add(i));
                 let xv = _mm256_loadu_ps(x.as_ptr().add(i));

@@ -1262,10 +1262,9 @@ pub(crate) mod x86 {
     /// (a2 >> 31)`, shifted right by `e`, clamped); else `rq_exact` lane by lane.
     #[cfg(target_feature = "avx512f")]
     #[inline(always)]
-    pub fn rq16<const FAST: bool>(acc: __m512i, r: &[[i32; 16]; 3], lo: i32, hi: i32) -> [i8; 16] {
-        let mut out = [0i8; 16];
-        // SAFETY: AVX-512 arithmetic; the rows of `r` are 64 readable bytes, `out` 16 and
-        // `v` 64 writable (unaligned loads and stores).
+    pub fn rq16<const FAST: bool>(acc: __m512i, r: &[[i32; 16]; 3], lo: i32, hi: i32) -> __m128i {
+        // SAFETY: AVX-512 arithmetic; the rows of `r` are 64 readable bytes, `v` 64
+        // writable and `out` 16 readable (unaligned loads and stores).
         unsafe {
             if FAST {
                 let ld = |v: &[i32; 16]| _mm512_loadu_si512(v.as_ptr() as *const __m512i);
@@ -1277,14 +1276,14 @@ pub(crate) mod x86 {
                 let hi32 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64::<32>(pe), po);
                 let v = _mm512_add_epi32(_mm512_add_epi32(hi32, k), _mm512_srai_epi32::<31>(a));
                 let v = _mm512_min_epi32(_mm512_max_epi32(_mm512_srav_epi32(v, e), _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
-                _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, _mm512_cvtepi32_epi8(v));
+                _mm512_cvtepi32_epi8(v)
             } else {
                 let mut v = [0i32; 16];
                 _mm512_storeu_si512(v.as_mut_ptr() as *mut __m512i, acc);
-                out = core::array::from_fn(|c| super::rq_exact(v[c], &[r[0][c], r[1][c], r[2][c]], lo, hi));
+                let out: [i8; 16] = core::array::from_fn(|c| super::rq_exact(v[c], &[r[0][c], r[1][c], r[2][c]], lo, hi));
+                _mm_loadu_si128(out.as_ptr() as *const __m128i)
             }
         }
-        out
     }
 
     /// 8 int8 values as int32 lanes.
@@ -1987,7 +1986,8 @@ mod vnni {
         assert!(4 * kq <= kp);
         // SAFETY: position `q`'s word `s` is at `q * kp + 4 * s + 4 <= P * kp` bytes of `xb`,
         // group `g`'s weights of step `s` at `(g * kq + s + 1) * 64 <= G * kq * 64` bytes of
-        // `w` (both checked above; unaligned loads); the rows of `pre` are 64 bytes each.
+        // `w` (both checked above; unaligned loads); the rows of `pre` are 64 bytes each; the
+        // stores write `n` bytes `Out8::span` checked, or into `out` (`16 * G` bytes).
         unsafe {
             let (xp, wp) = (xb.as_ptr(), w.as_ptr());
             let ld = |v: &[i32; 16]| _mm512_loadu_si512(v.as_ptr() as *const __m512i);
@@ -2004,8 +2004,16 @@ mod vnni {
             }
             let mut out = [[0i8; 16]; G];
             for q in 0..P {
+                if n == 16 * G {
+                    // Whole groups: each group's 16 bytes stored from its register.
+                    let dst = y.span(pos[q] * cout + oc0, n);
+                    for g in 0..G {
+                        _mm_storeu_si128(dst.add(16 * g) as *mut __m128i, super::x86::rq16::<FAST>(acc[q][g], &pre[g].1, lo, hi));
+                    }
+                    continue;
+                }
                 for g in 0..G {
-                    out[g] = super::x86::rq16::<FAST>(acc[q][g], &pre[g].1, lo, hi);
+                    _mm_storeu_si128(out[g].as_mut_ptr() as *mut __m128i, super::x86::rq16::<FAST>(acc[q][g], &pre[g].1, lo, hi));
                 }
                 put_bytes(y, pos[q] * cout + oc0, &out.as_flattened()[..n]);
             }
