@@ -194,6 +194,30 @@ pub trait Rows {
     /// of the row's padding (zero weights) are left as they are.
     #[inline(always)]
     fn bytes(&mut self, _p: usize, _out: &mut [u8]) {}
+    /// For convolution windows whose rows the VNNI kernel can read in place from a band of
+    /// converted input rows (no dilation, window rows of whole words): the geometry.
+    #[inline(always)]
+    fn band(&self) -> Option<Band> {
+        None
+    }
+    /// Writes input row `iy` of batch `b` (any row index: outside the input, all zero
+    /// point) as bytes `x ^ 0x80` from column `-PAD_W`, the zero point outside the input,
+    /// `out.len()` bytes.
+    #[inline(always)]
+    fn band_row(&mut self, _b: usize, _iy: isize, _out: &mut [u8]) {}
+}
+
+/// A convolution's geometry for the VNNI kernel's band of input rows ([`Rows::band`]).
+pub struct Band {
+    /// Batches.
+    pub n: usize,
+    pub c: usize,
+    pub oh: usize,
+    pub ow: usize,
+    pub kh: usize,
+    pub sh: usize,
+    pub sw: usize,
+    pub pad_h: usize,
 }
 
 /// `dst[i] = src[i] ^ 0x80` (int8 values offset to uint8), 16 and 4 bytes at a time.
@@ -393,6 +417,25 @@ impl<B: Byte, G: ConvGeom> Rows for Im2col<'_, B, G> {
     #[inline(always)]
     fn bytes(&mut self, p: usize, out: &mut [u8]) {
         window_bytes::<B, G>(self.x, self.zp, p, (G::KW * G::C).div_ceil(4) * 4, out);
+    }
+    #[inline(always)]
+    fn band(&self) -> Option<Band> {
+        (G::DH == 1 && G::DW == 1).then_some(Band { n: self.x.len() / (G::H * G::W * G::C), c: G::C, oh: G::OH, ow: G::OW, kh: G::KH, sh: G::SH, sw: G::SW, pad_h: G::PAD_H })
+    }
+    #[inline(always)]
+    fn band_row(&mut self, b: usize, iy: isize, out: &mut [u8]) {
+        let (h, w, c) = (G::H, G::W, G::C);
+        let zb = self.zp as u8 ^ 0x80;
+        if iy < 0 || iy as usize >= h {
+            out.fill(zb);
+            return;
+        }
+        let left = (G::PAD_W * c).min(out.len());
+        out[..left].fill(zb);
+        let n = (w * c).min(out.len() - left);
+        let s = (b * h + iy as usize) * w * c;
+        xor_copy(&self.x[s..s + n], &mut out[left..left + n]);
+        out[left + n..].fill(zb);
     }
 
     #[inline(always)]
@@ -1936,8 +1979,14 @@ mod vnni {
     fn blocks<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize, const P: usize>(l: &Gemm, pre: &[Group16], rows: &mut R, npos: usize, y: &mut Y, rev: bool, xb: &mut [u8]) {
         let kp = 2 * STEPS;
         let kq = STEPS / 2;
-        let g16 = l.cout.div_ceil(16);
-        let w = &l.w[..g16 * kq * 64];
+        if let Some(mut bd) = rows.band() {
+            bd.n = npos / (bd.oh * bd.ow);
+            let rw = 4 * kq / bd.kh.max(1);
+            let row_len = (bd.ow - 1) * bd.sw * bd.c + rw;
+            if bd.kh <= MAX_KH && bd.kh * rw == 4 * kq && bd.kh * row_len <= BAND_BYTES {
+                return band::<R, Y, FAST, STEPS, P>(l, pre, rows, &bd, rw, row_len, y, rev);
+            }
+        }
         let xb = &mut xb[..P * kp];
         let nb = npos.div_ceil(P);
         for i in 0..nb {
@@ -1946,59 +1995,141 @@ mod vnni {
             for (q, o) in xb.chunks_exact_mut(kp).enumerate() {
                 rows.bytes(pos[q], o);
             }
-            let xb: &[u8] = xb;
-            let mut g = 0;
-            while g < g16 {
-                let (wg, pg, oc0) = (&w[g * kq * 64..], &pre[g..], 16 * g);
-                let n = l.cout - oc0;
-                let left = g16 - g;
+            let mut ptrs = [[core::ptr::null::<u8>(); MAX_KH]; P];
+            for (q, pq) in ptrs.iter_mut().enumerate() {
+                pq[0] = xb[q * kp..(q + 1) * kp].as_ptr();
+            }
+            // SAFETY: each pointer starts `kp >= 4 * kq` bytes of `xb`.
+            unsafe { passes::<Y, FAST, P>(l, pre, &ptrs, 1, kq, kq, &pos, y) };
+        }
+    }
+
+    /// Kernel rows [`band`] handles, and the bytes of its rows.
+    const MAX_KH: usize = 16;
+    const BAND_BYTES: usize = 16384;
+
+    /// The windows of a convolution read in place from a band of `KH` input rows converted
+    /// once into bytes `x ^ 0x80` from column `-PAD_W` (zero point outside the input, and
+    /// `row_len` bytes so that the last window's row, `rw` bytes, fits): no copy per
+    /// position. Output rows one after the other (backwards with `rev`), each in blocks of
+    /// `P` positions. An input row is converted when an output row first needs it (the rows
+    /// kept are reused), before any output of that row is written, which is no later than
+    /// [`Rows::bytes`] would read it, so in-place layers stay correct.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn band<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize, const P: usize>(l: &Gemm, pre: &[Group16], rows: &mut R, bd: &super::Band, rw: usize, row_len: usize, y: &mut Y, rev: bool) {
+        let kq = STEPS / 2;
+        let kh = bd.kh;
+        let mut buf = [MaybeUninit::<u8>::uninit(); BAND_BYTES];
+        // SAFETY: `MaybeUninit<u8>` has the layout of `u8`; every byte of a row is written
+        // by `band_row` before its row is read (a row is read only after its key is set).
+        let band = unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, kh * row_len) };
+        // The (batch, input row) each slot holds.
+        let mut key = [(usize::MAX, 0isize); MAX_KH];
+        let nrows = bd.n * bd.oh;
+        for r in 0..nrows {
+            let r = if rev { nrows - 1 - r } else { r };
+            let (b, oy) = (r / bd.oh, r % bd.oh);
+            let iy0 = (oy * bd.sh) as isize - bd.pad_h as isize;
+            let mut slot = [0usize; MAX_KH];
+            for (ky, sl) in slot.iter_mut().enumerate().take(kh) {
+                let iy = iy0 + ky as isize;
+                *sl = iy.rem_euclid(kh as isize) as usize;
+                if key[*sl] != (b, iy) {
+                    rows.band_row(b, iy, &mut band[*sl * row_len..(*sl + 1) * row_len]);
+                    key[*sl] = (b, iy);
+                }
+            }
+            let nb = bd.ow.div_ceil(P);
+            for i in 0..nb {
+                let i = if rev { nb - 1 - i } else { i };
+                let ox: [usize; P] = core::array::from_fn(|q| (P * i + q).min(bd.ow - 1));
+                let pos: [usize; P] = core::array::from_fn(|q| r * bd.ow + ox[q]);
+                let mut ptrs = [[core::ptr::null::<u8>(); MAX_KH]; P];
+                for q in 0..P {
+                    for ky in 0..kh {
+                        ptrs[q][ky] = band[slot[ky] * row_len + ox[q] * bd.sw * bd.c..][..rw].as_ptr();
+                    }
+                }
+                // SAFETY: each pointer starts `rw = 4 * (kq / kh)` bytes of `band` (the
+                // slice above is bounds-checked).
+                unsafe { passes::<Y, FAST, P>(l, pre, &ptrs, kh, kq / kh, kq, &pos, y) };
+            }
+        }
+    }
+
+    /// One block of `P` positions over every channel, in passes of up to 4 (8 positions: 2)
+    /// groups of 16. Position `q`'s row is `kh` runs of `kqr` words at `ptrs[q][..kh]`.
+    ///
+    /// # Safety
+    /// Each of the first `kh` pointers of every position is valid for `4 * kqr` bytes, and
+    /// `kh * kqr == kq`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn passes<Y: Out8, const FAST: bool, const P: usize>(l: &Gemm, pre: &[Group16], ptrs: &[[*const u8; MAX_KH]; P], kh: usize, kqr: usize, kq: usize, pos: &[usize; P], y: &mut Y) {
+        let g16 = l.cout.div_ceil(16);
+        let w = &l.w[..g16 * kq * 64];
+        let mut g = 0;
+        while g < g16 {
+            let (wg, pg, oc0) = (&w[g * kq * 64..], &pre[g..], 16 * g);
+            let n = l.cout - oc0;
+            let left = g16 - g;
+            // SAFETY: as the caller guarantees.
+            unsafe {
                 if P == 8 && left >= 2 {
-                    tile::<Y, FAST, P, 2>(xb, kp, kq, wg, pg, l.lo, l.hi, &pos, l.cout, oc0, n, y);
+                    tile::<Y, FAST, P, 2>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y);
                     g += 2;
                 } else if P == 8 || left == 1 {
-                    tile::<Y, FAST, P, 1>(xb, kp, kq, wg, pg, l.lo, l.hi, &pos, l.cout, oc0, n, y);
+                    tile::<Y, FAST, P, 1>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y);
                     g += 1;
                 } else if left == 2 {
-                    tile::<Y, FAST, P, 2>(xb, kp, kq, wg, pg, l.lo, l.hi, &pos, l.cout, oc0, n, y);
+                    tile::<Y, FAST, P, 2>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y);
                     g += 2;
                 } else if left == 3 {
-                    tile::<Y, FAST, P, 3>(xb, kp, kq, wg, pg, l.lo, l.hi, &pos, l.cout, oc0, n, y);
+                    tile::<Y, FAST, P, 3>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y);
                     g += 3;
                 } else {
-                    tile::<Y, FAST, P, 4>(xb, kp, kq, wg, pg, l.lo, l.hi, &pos, l.cout, oc0, n, y);
+                    tile::<Y, FAST, P, 4>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y);
                     g += 4;
                 }
             }
         }
     }
 
-    /// `P` positions (rows of `kp` bytes in `xb`) x `G` groups of 16 channels from `oc0`
-    /// (`w` and `pre` start at the first group): per 4 inputs, `P` broadcast words and `G`
-    /// weight loads feed `P * G` `VPDPBUSD`; then per position the requantization
-    /// ([`super::x86::rq16`]) and the first `n` (at most `16 * G`) channels' bytes.
+    /// `P` positions x `G` groups of 16 channels from `oc0` (`w` and `pre` start at the
+    /// first group): per 4 inputs, `P` broadcast words and `G` weight loads feed `P * G`
+    /// `VPDPBUSD`; then per position the requantization ([`super::x86::rq16`]) and the
+    /// first `n` (at most `16 * G`) channels' bytes.
+    ///
+    /// # Safety
+    /// As [`passes`].
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn tile<Y: Out8, const FAST: bool, const P: usize, const G: usize>(xb: &[u8], kp: usize, kq: usize, w: &[u8], pre: &[Group16], lo: i32, hi: i32, pos: &[usize; P], cout: usize, oc0: usize, n: usize, y: &mut Y) {
-        let xb = &xb[..P * kp];
+    unsafe fn tile<Y: Out8, const FAST: bool, const P: usize, const G: usize>(ptrs: &[[*const u8; MAX_KH]; P], kh: usize, kqr: usize, kq: usize, w: &[u8], pre: &[Group16], lo: i32, hi: i32, pos: &[usize; P], cout: usize, oc0: usize, n: usize, y: &mut Y) {
         let w = &w[..G * kq * 64];
         let pre = &pre[..G];
         let n = n.min(16 * G);
-        assert!(4 * kq <= kp);
-        // SAFETY: position `q`'s word `s` is at `q * kp + 4 * s + 4 <= P * kp` bytes of `xb`,
-        // group `g`'s weights of step `s` at `(g * kq + s + 1) * 64 <= G * kq * 64` bytes of
-        // `w` (both checked above; unaligned loads); the rows of `pre` are 64 bytes each; the
-        // stores write `n` bytes `Out8::span` checked, or into `out` (`16 * G` bytes).
+        assert!(kh * kqr == kq && kh <= MAX_KH);
+        // SAFETY: row run `ky` of position `q` is `4 * kqr` readable bytes (the caller's
+        // guarantee); group `g`'s weights of step `ky * kqr + s` are at `(g * kq + ky * kqr +
+        // s + 1) * 64 <= G * kq * 64` bytes of `w` (checked above; unaligned loads); the rows
+        // of `pre` are 64 bytes each; the stores write `n` bytes `Out8::span` checked, or
+        // into `out` (`16 * G` bytes).
         unsafe {
-            let (xp, wp) = (xb.as_ptr(), w.as_ptr());
+            let wp = w.as_ptr();
             let ld = |v: &[i32; 16]| _mm512_loadu_si512(v.as_ptr() as *const __m512i);
             let bias: [__m512i; G] = core::array::from_fn(|g| ld(&pre[g].0));
             let mut acc: [[__m512i; G]; P] = [bias; P];
-            for s in 0..kq {
-                let xv: [__m512i; P] = core::array::from_fn(|q| _mm512_set1_epi32((xp.add(q * kp + 4 * s) as *const i32).read_unaligned()));
-                for g in 0..G {
-                    let wv = _mm512_loadu_si512(wp.add((g * kq + s) * 64) as *const __m512i);
-                    for q in 0..P {
-                        acc[q][g] = _mm512_dpbusd_epi32(acc[q][g], xv[q], wv);
+            for ky in 0..kh {
+                let xp: [*const u8; P] = core::array::from_fn(|q| ptrs[q][ky]);
+                let wk = wp.add(ky * kqr * 64);
+                for s in 0..kqr {
+                    let xv: [__m512i; P] = core::array::from_fn(|q| _mm512_set1_epi32((xp[q].add(4 * s) as *const i32).read_unaligned()));
+                    for g in 0..G {
+                        let wv = _mm512_loadu_si512(wk.add((g * kq + s) * 64) as *const __m512i);
+                        for q in 0..P {
+                            acc[q][g] = _mm512_dpbusd_epi32(acc[q][g], xv[q], wv);
+                        }
                     }
                 }
             }
