@@ -2717,6 +2717,185 @@ pub(crate) mod tests {
         }
     }
 
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512vnni"))]
+    struct GV<const C: usize, const SH: usize, const DW: usize>;
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512vnni"))]
+    impl<const C: usize, const SH: usize, const DW: usize> ConvGeom for GV<C, SH, DW> {
+        const H: usize = 7;
+        const W: usize = 6;
+        const C: usize = C;
+        const OH: usize = (7 + 2 - 3) / SH + 1;
+        const OW: usize = (6 + 2 - (2 * DW + 1)) + 1;
+        const KH: usize = 3;
+        const KW: usize = 3;
+        const SH: usize = SH;
+        const SW: usize = 1;
+        const DH: usize = 1;
+        const DW: usize = DW;
+        const PAD_H: usize = 1;
+        const PAD_W: usize = 1;
+    }
+
+    /// The AVX-512 VNNI form of `gemm_4x2` (weights `[16 ch][4]` per group, the bias with
+    /// `-128 * sum(w)` folded in, rows as bytes `x ^ 0x80`) equals TFLM's convolution (taps
+    /// outside the input skipped) with both requantizations, forwards and backwards: windows
+    /// read in place from the band of input rows (stride 1 and 2), copied per position
+    /// (dilation 2), dense rows of a length that is not a multiple of 4; 1, 2 and 3 groups of
+    /// 16 channels (blocks of 8 and 4 positions, a last partial group).
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512vnni"))]
+    #[test]
+    fn vnni_gemm_matches_convolution() {
+        fn run<G: ConvGeom, const STEPS: usize>(next: &mut impl FnMut() -> u64, cout: usize, dense: bool) {
+            let n = 2;
+            let (h, w, c, oh, ow, kh, kw) = (G::H, G::W, G::C, G::OH, G::OW, G::KH, G::KW);
+            let span = kw * c;
+            let rw = span.div_ceil(4) * 4;
+            let (k, npos) = if dense { (span, n * oh * ow) } else { (kh * span, n * oh * ow) };
+            let kp = if dense { k.div_ceil(4) * 4 } else { kh * rw };
+            assert_eq!(STEPS, kp / 2);
+            let zp = (next() % 256) as i32 - 128;
+            let x: std::vec::Vec<i8> = (0..if dense { npos * k } else { n * h * w * c }).map(|_| next() as i8).collect();
+            let wt: std::vec::Vec<i8> = (0..cout * k).map(|_| next() as i8).collect();
+            let bias: std::vec::Vec<i32> = (0..cout).map(|_| (next() % 20001) as i32 - 10000).collect();
+            // Packed row index -> weight index.
+            let kmap = |i: usize| -> Option<usize> {
+                if dense {
+                    (i < k).then_some(i)
+                } else {
+                    (i % rw < span).then_some(i / rw * span + i % rw)
+                }
+            };
+            let g16 = cout.div_ceil(16);
+            let mut w4 = std::vec::Vec::new();
+            for g in 0..g16 {
+                for j in 0..kp / 4 {
+                    for cc in 0..16 {
+                        for t in 0..4 {
+                            let o = 16 * g + cc;
+                            w4.push(match kmap(4 * j + t) {
+                                Some(i) if o < cout => wt[o * k + i] as u8,
+                                _ => 0,
+                            });
+                        }
+                    }
+                }
+            }
+            for fast in [false, true] {
+                let groups = rq_consts(next, cout.div_ceil(8), fast);
+                let rq: std::vec::Vec<[i32; 3]> = (0..cout).map(|o| [groups[o / 8][0][o % 8], groups[o / 8][1][o % 8], groups[o / 8][2][o % 8]]).collect();
+                let scale = if fast { 2 } else { 1 };
+                let bias4: std::vec::Vec<i32> = (0..cout.div_ceil(4) * 4)
+                    .map(|o| {
+                        if o >= cout {
+                            return 0;
+                        }
+                        let sw: i32 = wt[o * k..(o + 1) * k].iter().map(|&v| v as i32).sum();
+                        (bias[o] - if dense { 0 } else { zp * sw } - 128 * sw) * scale
+                    })
+                    .collect();
+                let l = Gemm { steps: STEPS, cout, w: &w4, w_i8: true, vnni: true, bias: &bias4, rq: &rq, lo: -110, hi: 127 };
+                for rev in [false, true] {
+                    let mut y = std::vec![0i8; npos * cout];
+                    let mut xs = std::vec![0u32; (2 * STEPS + 2) * XS_GROUPS];
+                    if dense {
+                        gemm_4x2::<_, _, false, STEPS>(&l, &mut Dense { x: &x[..], k }, npos, &mut y[..], rev, &mut xs);
+                    } else if fast {
+                        gemm_4x2::<_, _, true, STEPS>(&l, &mut Im2col::<i8, G> { x: &x, zp: zp as i8, g: core::marker::PhantomData }, npos, &mut y[..], rev, &mut xs);
+                    } else {
+                        gemm_4x2::<_, _, false, STEPS>(&l, &mut Im2col::<i8, G> { x: &x, zp: zp as i8, g: core::marker::PhantomData }, npos, &mut y[..], rev, &mut xs);
+                    }
+                    if dense && fast {
+                        continue;
+                    }
+                    for p in 0..npos {
+                        let (b, oy, ox) = (p / (oh * ow), p / ow % oh, p % ow);
+                        for o in 0..cout {
+                            let mut acc = bias[o];
+                            if dense {
+                                for i in 0..k {
+                                    acc += x[p * k + i] as i32 * wt[o * k + i] as i32;
+                                }
+                            } else {
+                                for ky in 0..kh {
+                                    for kx in 0..kw {
+                                        let iy = (oy * G::SH + ky) as isize - G::PAD_H as isize;
+                                        let ix = (ox * G::SW + kx * G::DW) as isize - G::PAD_W as isize;
+                                        if iy < 0 || iy as usize >= h || ix < 0 || ix as usize >= w {
+                                            continue;
+                                        }
+                                        for ic in 0..c {
+                                            let xv = x[((b * h + iy as usize) * w + ix as usize) * c + ic] as i32 - zp;
+                                            acc += xv * wt[o * k + (ky * kw + kx) * c + ic] as i32;
+                                        }
+                                    }
+                                }
+                            }
+                            let want = if fast { rq_fast(acc * 2, &rq[o], -110, 127) } else { rq_exact(acc, &rq[o], -110, 127) };
+                            assert_eq!(y[p * cout + o], want, "cout {cout} dense {dense} fast {fast} rev {rev} position {p} channel {o}");
+                        }
+                    }
+                }
+            }
+        }
+        let mut next = rng(0x7a11_d0c5_0000_0016);
+        // Band (stride 1, 2); 8 input channels: window rows of 24 values.
+        run::<GV<8, 1, 1>, 36>(&mut next, 20, false);
+        run::<GV<8, 2, 1>, 36>(&mut next, 40, false);
+        run::<GV<8, 1, 1>, 36>(&mut next, 9, false);
+        // Dilation 2: windows copied per position; 5 channels, rows of 15 values padded to 16.
+        run::<GV<5, 1, 2>, 24>(&mut next, 33, false);
+        // Dense rows of 24 values (KW * C of `GV<8, ..>`) and of 15 (padded to 16).
+        run::<GV<8, 1, 1>, 12>(&mut next, 50, true);
+        run::<GV<5, 1, 1>, 8>(&mut next, 16, true);
+    }
+
+    /// The AVX-512 VNNI form of `fc_channels` equals the plain sum, both requantizations,
+    /// 1 to 9 groups of 16 channels, rows of lengths that are not multiples of 4.
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512vnni"))]
+    #[test]
+    fn vnni_fc_matches_sum() {
+        let mut next = rng(0xfc00_0000_0000_0016);
+        for (k, cout, batches) in [(13usize, 7usize, 3usize), (64, 130, 1), (37, 40, 2), (5, 150, 1)] {
+            let x: std::vec::Vec<i8> = (0..batches * k).map(|_| next() as i8).collect();
+            let wt: std::vec::Vec<i8> = (0..cout * k).map(|_| next() as i8).collect();
+            let bias: std::vec::Vec<i32> = (0..cout).map(|_| (next() % 20001) as i32 - 10000).collect();
+            let (g16, kq) = (cout.div_ceil(16), k.div_ceil(4));
+            let mut w4 = std::vec::Vec::new();
+            for g in 0..g16 {
+                for q in 0..kq {
+                    for c in 0..16 {
+                        for j in 0..4 {
+                            let (o, d) = (16 * g + c, 4 * q + j);
+                            w4.push(if o < cout && d < k { wt[o * k + d] as u8 } else { 0 });
+                        }
+                    }
+                }
+            }
+            let bias4: std::vec::Vec<i32> = (0..g16 * 16).map(|o| if o < cout { bias[o] - 128 * wt[o * k..(o + 1) * k].iter().map(|&v| v as i32).sum::<i32>() } else { 0 }).collect();
+            for fast in [false, true] {
+                let rq = rq_consts(&mut next, cout.div_ceil(8), fast);
+                let l = FcI8 { k, cout, w: &w4, bias: &bias4, rq: &rq, lo: -128, hi: 100, vnni: true };
+                for rev in [false, true] {
+                    let mut y = std::vec![0i8; batches * cout];
+                    let mut xs = std::vec![0u32; k.div_ceil(2)];
+                    if fast {
+                        fc_channels::<_, _, true>(&l, &x, batches, &mut y[..], rev, &mut xs);
+                    } else {
+                        fc_channels::<_, _, false>(&l, &x, batches, &mut y[..], rev, &mut xs);
+                    }
+                    for b in 0..batches {
+                        for o in 0..cout {
+                            let acc: i32 = bias[o] + (0..k).map(|i| x[b * k + i] as i32 * wt[o * k + i] as i32).sum::<i32>();
+                            let r = [rq[o / 8][0][o % 8], rq[o / 8][1][o % 8], rq[o / 8][2][o % 8]];
+                            let want = if fast { rq_fast(acc * 2, &r, -128, 100) } else { rq_exact(acc, &r, -128, 100) };
+                            assert_eq!(y[b * cout + o], want, "k {k} cout {cout} fast {fast} rev {rev} batch {b} channel {o}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     pub(crate) fn rng(mut seed: u64) -> impl FnMut() -> u64 {
         move || {
             seed ^= seed << 13;
