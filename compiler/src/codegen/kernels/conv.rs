@@ -812,12 +812,34 @@ pub fn hybrid_helpers(asymmetric: bool) -> TokenStream {
 }
 
 /// The loop finding the smallest and largest input value of batch `b` (`H * W * C`
-/// values), binding `lo` and `hi`.
+/// values), binding `lo` and `hi`. On x86-64 16 lanes at a time (vector compares and
+/// selects), each lane starting from the first value and taking a value only when it is
+/// strictly smaller (larger), as the sequential loop does: a NaN is never taken (unless it
+/// is the first value, which then stays), the same result, except that of two zeros of
+/// different sign either may be kept (the quantization parameters take their magnitude).
 pub fn batch_minmax() -> TokenStream {
     quote! {
         let xb0 = b * (H * W * C);
         let (mut lo, mut hi) = (x0.get_f32(xb0), x0.get_f32(xb0));
-        for i in 1..H * W * C {
+        #[allow(unused_mut)]
+        let mut i = 1;
+        #[cfg(target_arch = "x86_64")]
+        {
+            let (mut lov, mut hiv, mut v) = ([lo; 16], [hi; 16], [0.0f32; 16]);
+            while i + 16 <= H * W * C {
+                x0.read_f32s(xb0 + i, &mut v);
+                for l in 0..16 {
+                    if v[l] < lov[l] { lov[l] = v[l]; }
+                    if hiv[l] < v[l] { hiv[l] = v[l]; }
+                }
+                i += 16;
+            }
+            for l in 0..16 {
+                if lov[l] < lo { lo = lov[l]; }
+                if hi < hiv[l] { hi = hiv[l]; }
+            }
+        }
+        for i in i..H * W * C {
             let v = x0.get_f32(xb0 + i);
             if v < lo { lo = v; }
             if hi < v { hi = v; }
