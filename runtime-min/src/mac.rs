@@ -1536,6 +1536,47 @@ pub fn dot_8xg<const G: usize>(x: &[u32], w: &[u8], stride: usize, acc: &mut [[i
     }
 }
 
+/// x86-64 with AVX-512 VNNI: `G` groups of 16 channels over one row of bytes `x` (`4 *
+/// kq` values offset to uint8), group `g`'s weights at `g * stride` bytes of `w` in the
+/// VNNI layout (`[kq][16][4]` int8): `acc[g][c] += sum(x[i] * w_g[i][c])` with
+/// `VPDPBUSD`, each 4-byte word broadcast once for all groups (even and odd words into
+/// separate accumulators).
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512vnni"))]
+#[inline(always)]
+#[allow(unsafe_code)]
+pub fn dot_u8x4<const G: usize>(x: &[u8], w: &[u8], stride: usize, acc: &mut [[i32; 16]; G]) {
+    use core::arch::x86_64::*;
+    let kq = x.len() / 4;
+    let x = &x[..4 * kq];
+    assert!(G == 0 || w.len() >= (G - 1) * stride + kq * 64);
+    // SAFETY: word `s` of `x` is at `4 * s + 4 <= 4 * kq` bytes; group `g`'s weights of word
+    // `s` at `g * stride + (s + 1) * 64 <= w.len()` (checked above); `acc` rows are 64 bytes.
+    unsafe {
+        let (xp, wp) = (x.as_ptr(), w.as_ptr());
+        let mut a0: [__m512i; G] = core::array::from_fn(|g| _mm512_loadu_si512(acc[g].as_ptr() as *const __m512i));
+        let mut a1: [__m512i; G] = [_mm512_setzero_si512(); G];
+        let mut s = 0;
+        while s + 2 <= kq {
+            let x0 = _mm512_set1_epi32((xp.add(4 * s) as *const i32).read_unaligned());
+            let x1 = _mm512_set1_epi32((xp.add(4 * s + 4) as *const i32).read_unaligned());
+            for g in 0..G {
+                a0[g] = _mm512_dpbusd_epi32(a0[g], x0, _mm512_loadu_si512(wp.add(g * stride + s * 64) as *const __m512i));
+                a1[g] = _mm512_dpbusd_epi32(a1[g], x1, _mm512_loadu_si512(wp.add(g * stride + s * 64 + 64) as *const __m512i));
+            }
+            s += 2;
+        }
+        if s < kq {
+            let x0 = _mm512_set1_epi32((xp.add(4 * s) as *const i32).read_unaligned());
+            for g in 0..G {
+                a0[g] = _mm512_dpbusd_epi32(a0[g], x0, _mm512_loadu_si512(wp.add(g * stride + s * 64) as *const __m512i));
+            }
+        }
+        for g in 0..G {
+            _mm512_storeu_si512(acc[g].as_mut_ptr() as *mut __m512i, _mm512_add_epi32(a0[g], a1[g]));
+        }
+    }
+}
+
 /// Every full tile of 4 channels for one pair of positions, in one `asm!` block: first,
 /// when `x0` is not null, the expansion of the two rows at `x0` and `x1` (`2 * STEPS` int8
 /// values each) into `xs`; then per tile the accumulators start at the bias, the

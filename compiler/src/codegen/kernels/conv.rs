@@ -939,6 +939,37 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
             static #wp_id: ::microgen_rt::mac::Align4<[u8; #wlen]> = ::microgen_rt::mac::Align4(#wbytes);
             const #b_id: [f32; #co] = [#(#b_items),*];
         };
+        // With AVX-512 VNNI and the symmetric quantization (values in -127..=127): the
+        // values offset to uint8 (`q + 128`, taps outside the input 128) and `VPDPBUSD`
+        // with the filter as `[16-channel group][4 taps][channel][4]` int8, the sums
+        // starting at `-128 * sum(w)` (`microgen_rt::mac::dot_u8x4`).
+        let vnni_form = !per_channel;
+        let (kq, g16) = (kn.div_ceil(4), cout.div_ceil(16));
+        let (w4_id, c4_id) = (ctx.ident("W4"), ctx.ident("C4"));
+        let vnni = quote!(all(target_arch = "x86_64", target_feature = "avx512vnni"));
+        if vnni_form {
+            let mut w4 = Vec::with_capacity(g16 * kq * 64);
+            for j in 0..g16 {
+                for q in 0..kq {
+                    for c in 0..16 {
+                        for t in 0..4 {
+                            let (o, k) = (16 * j + c, 4 * q + t);
+                            w4.push(if o < cout && k < kn { wdata[o * kn + k] } else { 0 });
+                        }
+                    }
+                }
+            }
+            let c4: Vec<i32> = (0..g16 * 16).map(|o| if o < cout { -128 * wdata[o * kn..(o + 1) * kn].iter().map(|&v| v as i8 as i32).sum::<i32>() } else { 0 }).collect();
+            let (w4len, w4bytes, c4len, c4_l) = (lit::usize(w4.len()), lit::bytes(&w4), lit::usize(c4.len()), lit::i32s(&c4));
+            statics.extend(quote! {
+                /// The filter for `dot_u8x4` (AVX-512 VNNI): [16-channel group][4 taps][channel][4].
+                #[cfg(#vnni)]
+                static #w4_id: ::microgen_rt::mac::Align4<[u8; #w4len]> = ::microgen_rt::mac::Align4(#w4bytes);
+                /// The sums' start for values offset by 128: -128 * sum(w) per channel.
+                #[cfg(#vnni)]
+                static #c4_id: [i32; #c4len] = #c4_l;
+            });
+        }
         if per_channel {
             let s_items = wq.scale.iter().map(|&v| lit::f32(v));
             statics.extend(quote! {
@@ -947,6 +978,57 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
             });
         }
         let const_bytes = wb.len() + if per_channel { 8 } else { 4 } * cout;
+        // The position's values as bytes, then the sums 16 channels at a time, each group's
+        // two halves through `put` (below; defined before this block runs).
+        let vnni_block = if vnni_form {
+            let (kq_l, g16_l) = (lit::usize(kq), lit::usize(g16));
+            quote! {
+                #[cfg(#vnni)]
+                {
+                    const KQ: usize = #kq_l;
+                    const G16: usize = #g16_l;
+                    let mut xb = [0x80u8; KQ * 4];
+                    let mut row = [0.0f32; C];
+                    for ky in ky0..ky1 {
+                        let iy = (iy0 + (ky * DH) as isize) as usize;
+                        for kx in kx0..kx1 {
+                            let ix = (ix0 + (kx * DW) as isize) as usize;
+                            x0.read_f32s(((b * H + iy) * W + ix) * C, &mut row);
+                            let dst = &mut xb[(ky * KW + kx) * C..(ky * KW + kx + 1) * C];
+                            for (d, &v) in dst.iter_mut().zip(&row) {
+                                *d = ((#qexpr) + 128) as u8;
+                            }
+                        }
+                    }
+                    let mut j = 0;
+                    while j < G16 {
+                        let mut accs = [[0i32; 16]; 4];
+                        let n = if G16 - j >= 4 { 4 } else { G16 - j };
+                        for (g, a) in accs.iter_mut().enumerate().take(n) {
+                            a.copy_from_slice(&#c4_id[16 * (j + g)..16 * (j + g + 1)]);
+                        }
+                        let w = &#w4_id.0[j * KQ * 64..];
+                        match n {
+                            4 => ::microgen_rt::mac::dot_u8x4::<4>(&xb, w, KQ * 64, &mut accs),
+                            3 => ::microgen_rt::mac::dot_u8x4::<3>(&xb, w, KQ * 64, (&mut accs[..3]).try_into().unwrap()),
+                            2 => ::microgen_rt::mac::dot_u8x4::<2>(&xb, w, KQ * 64, (&mut accs[..2]).try_into().unwrap()),
+                            _ => ::microgen_rt::mac::dot_u8x4::<1>(&xb, w, KQ * 64, (&mut accs[..1]).try_into().unwrap()),
+                        }
+                        for (g, a) in accs.iter().enumerate().take(n) {
+                            let (lo8, hi8) = a.split_at(8);
+                            put(2 * (j + g), lo8.try_into().unwrap());
+                            if 2 * (j + g) + 1 < BLOCKS {
+                                put(2 * (j + g) + 1, hi8.try_into().unwrap());
+                            }
+                        }
+                        j += n;
+                    }
+                    continue;
+                }
+            }
+        } else {
+            quote!()
+        };
         let body = g.loops(
             &quote!(COUT),
             quote! {
@@ -954,23 +1036,6 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
                 #qparams
             },
             quote! {
-                let mut patch = [0i16; STEPS * 2];
-                let mut row = [0.0f32; C];
-                for ky in ky0..ky1 {
-                    let iy = (iy0 + (ky * DH) as isize) as usize;
-                    for kx in kx0..kx1 {
-                        let ix = (ix0 + (kx * DW) as isize) as usize;
-                        x0.read_f32s(((b * H + iy) * W + ix) * C, &mut row);
-                        let dst = &mut patch[(ky * KW + kx) * C..(ky * KW + kx + 1) * C];
-                        for (d, &v) in dst.iter_mut().zip(&row) {
-                            *d = (#qexpr) as i16;
-                        }
-                    }
-                }
-                let mut words = [0u32; STEPS];
-                for (s, w) in words.iter_mut().enumerate() {
-                    *w = patch[2 * s] as u16 as u32 | (patch[2 * s + 1] as u16 as u32) << 16;
-                }
                 // The float scaling of block `j`'s 8 sums and their stores (`mut` for an
                 // output slice of bytes; one of cells needs none).
                 #[allow(unused_mut)]
@@ -995,6 +1060,24 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
                         }
                     }
                 };
+                #vnni_block
+                let mut patch = [0i16; STEPS * 2];
+                let mut row = [0.0f32; C];
+                for ky in ky0..ky1 {
+                    let iy = (iy0 + (ky * DH) as isize) as usize;
+                    for kx in kx0..kx1 {
+                        let ix = (ix0 + (kx * DW) as isize) as usize;
+                        x0.read_f32s(((b * H + iy) * W + ix) * C, &mut row);
+                        let dst = &mut patch[(ky * KW + kx) * C..(ky * KW + kx + 1) * C];
+                        for (d, &v) in dst.iter_mut().zip(&row) {
+                            *d = (#qexpr) as i16;
+                        }
+                    }
+                }
+                let mut words = [0u32; STEPS];
+                for (s, w) in words.iter_mut().enumerate() {
+                    *w = patch[2 * s] as u16 as u32 | (patch[2 * s + 1] as u16 as u32) << 16;
+                }
                 // `G` blocks per pass (each input pair broadcast once for all of them on
                 // the host), then the remaining blocks one by one.
                 let mut j = 0;
