@@ -800,11 +800,22 @@ pub struct FcI8<'a> {
     pub rq: &'a [[[i32; 8]; 3]],
     pub lo: i32,
     pub hi: i32,
-    /// `w` holds the layout of the x86-64 kernel with AVX-512 VNNI instead: per group of 16
-    /// channels, per 4 inputs, the 16 channels' 4 int8 weights (`[cout / 16][ceil(k / 4)]
-    /// [16][4]`), and `bias` (whole groups of 16) has `-128 * sum(w)` folded in for the
+    /// `w` holds the layout of the x86-64 kernel with AVX-512 VNNI instead: per pass of `G`
+    /// groups of 16 channels ([`fc_vnni_pass`] groups), per 4 inputs, the `G` groups' 16
+    /// channels' 4 int8 weights (`[ceil(k / 4)][G][16][4]`), and `bias` (whole groups of 16) has `-128 * sum(w)` folded in for the
     /// inputs read as `x ^ 0x80`.
     pub vnni: bool,
+}
+
+/// Groups of 16 channels the VNNI form of [`fc_channels`] takes in one pass when `left`
+/// remain (1, 2, 4 or 8; the compiler packs the weights of each pass together).
+pub const fn fc_vnni_pass(left: usize) -> usize {
+    match left {
+        0 | 1 => 1,
+        2 | 3 => 2,
+        4..=7 => 4,
+        _ => 8,
+    }
 }
 
 /// Fully connected rows with int8 weights (half the bytes of the int16 pairs of
@@ -2211,23 +2222,20 @@ mod vnni {
             let mut g = 0;
             while g < g16 {
                 let (wg, bg) = (&w[g * kq * 64..], &bias[16 * g..]);
-                match g16 - g {
+                let take = super::fc_vnni_pass(g16 - g);
+                match take {
                     1 => fc_pass::<Y, FAST, 1>(xb, kq, wg, bg, l, g, b, y),
-                    2 | 3 => fc_pass::<Y, FAST, 2>(xb, kq, wg, bg, l, g, b, y),
-                    4..=7 => fc_pass::<Y, FAST, 4>(xb, kq, wg, bg, l, g, b, y),
+                    2 => fc_pass::<Y, FAST, 2>(xb, kq, wg, bg, l, g, b, y),
+                    4 => fc_pass::<Y, FAST, 4>(xb, kq, wg, bg, l, g, b, y),
                     _ => fc_pass::<Y, FAST, 8>(xb, kq, wg, bg, l, g, b, y),
                 }
-                g += match g16 - g {
-                    1 => 1,
-                    2 | 3 => 2,
-                    4..=7 => 4,
-                    _ => 8,
-                };
+                g += take;
             }
         }
     }
 
-    /// `G` groups of 16 channels from group `g0` of row `b`: per 4 inputs one broadcast word
+    /// `G` groups of 16 channels from group `g0` of row `b` (their weights interleaved,
+    /// `[kq][G][16][4]`: one sequential stream): per 4 inputs one broadcast word
     /// and `G` `VPDPBUSD` (even and odd steps into separate accumulators, two dependency
     /// chains per group), then the requantization of each half group
     /// ([`super::x86::rq8`], with the constants of its 8 channels) and the bytes.
@@ -2239,7 +2247,7 @@ mod vnni {
         let bias = &bias[..16 * G];
         let ng = l.rq.len();
         // SAFETY: word `s` of `xb` is at `4 * s + 4 <= 4 * kq` bytes, group `g`'s weights of
-        // step `s` at `(g * kq + s + 1) * 64 <= G * kq * 64` bytes of `w`, the bias of
+        // step `s` at `(s * G + g + 1) * 64 <= G * kq * 64` bytes of `w`, the bias of
         // group `g` at `16 * g + 16 <= 16 * G` values (all checked above; unaligned loads).
         unsafe {
             let (xp, wp) = (xb.as_ptr(), w.as_ptr());
@@ -2250,15 +2258,15 @@ mod vnni {
                 let x0 = _mm512_set1_epi32((xp.add(4 * s) as *const i32).read_unaligned());
                 let x1 = _mm512_set1_epi32((xp.add(4 * s + 4) as *const i32).read_unaligned());
                 for g in 0..G {
-                    a0[g] = _mm512_dpbusd_epi32(a0[g], x0, _mm512_loadu_si512(wp.add((g * kq + s) * 64) as *const __m512i));
-                    a1[g] = _mm512_dpbusd_epi32(a1[g], x1, _mm512_loadu_si512(wp.add((g * kq + s + 1) * 64) as *const __m512i));
+                    a0[g] = _mm512_dpbusd_epi32(a0[g], x0, _mm512_loadu_si512(wp.add((s * G + g) * 64) as *const __m512i));
+                    a1[g] = _mm512_dpbusd_epi32(a1[g], x1, _mm512_loadu_si512(wp.add(((s + 1) * G + g) * 64) as *const __m512i));
                 }
                 s += 2;
             }
             if s < kq {
                 let x0 = _mm512_set1_epi32((xp.add(4 * s) as *const i32).read_unaligned());
                 for g in 0..G {
-                    a0[g] = _mm512_dpbusd_epi32(a0[g], x0, _mm512_loadu_si512(wp.add((g * kq + s) * 64) as *const __m512i));
+                    a0[g] = _mm512_dpbusd_epi32(a0[g], x0, _mm512_loadu_si512(wp.add((s * G + g) * 64) as *const __m512i));
                 }
             }
             for g in 0..G {
@@ -2902,15 +2910,20 @@ pub(crate) mod tests {
             let bias: std::vec::Vec<i32> = (0..cout).map(|_| (next() % 20001) as i32 - 10000).collect();
             let (g16, kq) = (cout.div_ceil(16), k.div_ceil(4));
             let mut w4 = std::vec::Vec::new();
-            for g in 0..g16 {
+            let mut g0 = 0;
+            while g0 < g16 {
+                let take = fc_vnni_pass(g16 - g0);
                 for q in 0..kq {
-                    for c in 0..16 {
-                        for j in 0..4 {
-                            let (o, d) = (16 * g + c, 4 * q + j);
-                            w4.push(if o < cout && d < k { wt[o * k + d] as u8 } else { 0 });
+                    for g in g0..g0 + take {
+                        for c in 0..16 {
+                            for j in 0..4 {
+                                let (o, d) = (16 * g + c, 4 * q + j);
+                                w4.push(if o < cout && d < k { wt[o * k + d] as u8 } else { 0 });
+                            }
                         }
                     }
                 }
+                g0 += take;
             }
             let bias4: std::vec::Vec<i32> = (0..g16 * 16).map(|o| if o < cout { bias[o] - 128 * wt[o * k..(o + 1) * k].iter().map(|&v| v as i32).sum::<i32>() } else { 0 }).collect();
             for fast in [false, true] {

@@ -495,15 +495,21 @@ fn emit_channels(
     // the bias for inputs read as `x ^ 0x80` (minus 128 * sum(w)).
     let (g16, kq) = (cout.div_ceil(16), depth.div_ceil(4));
     let mut w4 = Vec::with_capacity(g16 * kq * 64);
-    for g in 0..g16 {
+    let mut g0 = 0;
+    while g0 < g16 {
+        // The groups of one pass of the kernel interleaved (one sequential stream).
+        let take = microgen_rt::mac::fc_vnni_pass(g16 - g0);
         for q in 0..kq {
-            for c in 0..16 {
-                for j in 0..4 {
-                    let (o, d) = (16 * g + c, 4 * q + j);
-                    w4.push(if o < cout && d < depth { w[o * depth + d] } else { 0 });
+            for g in g0..g0 + take {
+                for c in 0..16 {
+                    for j in 0..4 {
+                        let (o, d) = (16 * g + c, 4 * q + j);
+                        w4.push(if o < cout && d < depth { w[o * depth + d] } else { 0 });
+                    }
                 }
             }
         }
+        g0 += take;
     }
     let fb4: Vec<i32> = (0..g16 * 16)
         .map(|o| if o < cout { folded[o].wrapping_sub(128 * w[o * depth..(o + 1) * depth].iter().map(|&v| v as i8 as i32).sum::<i32>()) } else { 0 })
@@ -517,7 +523,7 @@ fn emit_channels(
         /// Bias with the input zero point folded in: bias + in_offset * sum(w).
         #[cfg(not(#vnni))]
         static #b_id: [i32; #nb] = #fb_l;
-        /// Weights for x86-64 with AVX-512 VNNI, [16-channel group][4 inputs][channel][4], int8.
+        /// Weights for x86-64 with AVX-512 VNNI, per pass of groups of 16 channels [4 inputs][group][channel][4], int8.
         #[cfg(#vnni)]
         static #w_id: [u8; #w4len] = #w4bytes;
         /// Bias for inputs read as `x ^ 0x80`: bias + in_offset * sum(w) - 128 * sum(w).
