@@ -712,8 +712,8 @@ pub struct Gemm<'a> {
     /// [`QUAD_CHANNELS`] channels) instead of int16 pairs by tiles of 4.
     pub w_i8: bool,
     /// `w` holds the layout of the x86-64 kernel with AVX-512 VNNI instead (`VPDPBUSD`):
-    /// per group of 16 channels, per 4 inputs, the 16 channels' 4 int8 weights
-    /// (`[cout / 16][steps / 2][16][4]`, not doubled), and `bias` has `-128 * sum(w)` (times
+    /// per pass of `G` groups of 16 channels ([`gemm_vnni_pass`]), per 4 inputs, the groups'
+    /// 16 channels' 4 int8 weights (`[steps / 2][G][16][4]`, not doubled), and `bias` has `-128 * sum(w)` (times
     /// 2 when doubled) folded in for the inputs read as `x ^ 0x80`. Rows come from
     /// [`Rows::bytes`].
     pub vnni: bool,
@@ -805,6 +805,25 @@ pub struct FcI8<'a> {
     /// channels' 4 int8 weights (`[ceil(k / 4)][G][16][4]`), and `bias` (whole groups of 16) has `-128 * sum(w)` folded in for the
     /// inputs read as `x ^ 0x80`.
     pub vnni: bool,
+}
+
+/// Groups of 16 channels the VNNI form of [`gemm_4x2`] takes in one pass when `left` remain
+/// of a layer of `cout` channels (blocks of 8 positions up to 32 channels: 1 or 2 groups;
+/// else 4 positions: up to 4 groups); the compiler packs the weights of each pass together.
+pub const fn gemm_vnni_pass(cout: usize, left: usize) -> usize {
+    if cout <= 32 {
+        if left >= 2 {
+            2
+        } else {
+            1
+        }
+    } else if left >= 4 {
+        4
+    } else if left == 0 {
+        1
+    } else {
+        left
+    }
 }
 
 /// Groups of 16 channels the VNNI form of [`fc_channels`] takes in one pass when `left`
@@ -2126,25 +2145,18 @@ mod vnni {
             let (wg, pg, oc0) = (&w[g * kq * 64..], &pre[g..], 16 * g);
             let n = l.cout - oc0;
             let left = g16 - g;
+            let take = super::gemm_vnni_pass(l.cout, left);
+            debug_assert!(P == if l.cout <= 32 { 8 } else { 4 });
             // SAFETY: as the caller guarantees.
             unsafe {
-                if P == 8 && left >= 2 {
-                    tile::<Y, FAST, P, 2>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y);
-                    g += 2;
-                } else if P == 8 || left == 1 {
-                    tile::<Y, FAST, P, 1>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y);
-                    g += 1;
-                } else if left == 2 {
-                    tile::<Y, FAST, P, 2>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y);
-                    g += 2;
-                } else if left == 3 {
-                    tile::<Y, FAST, P, 3>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y);
-                    g += 3;
-                } else {
-                    tile::<Y, FAST, P, 4>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y);
-                    g += 4;
+                match take {
+                    1 => tile::<Y, FAST, P, 1>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y),
+                    2 => tile::<Y, FAST, P, 2>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y),
+                    3 => tile::<Y, FAST, P, 3>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y),
+                    _ => tile::<Y, FAST, P, 4>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y),
                 }
             }
+            g += take;
         }
     }
 
@@ -2163,8 +2175,8 @@ mod vnni {
         let n = n.min(16 * G);
         assert!(kh * kqr == kq && kh <= MAX_KH);
         // SAFETY: row run `ky` of position `q` is `4 * kqr` readable bytes (the caller's
-        // guarantee); group `g`'s weights of step `ky * kqr + s` are at `(g * kq + ky * kqr +
-        // s + 1) * 64 <= G * kq * 64` bytes of `w` (checked above; unaligned loads); the rows
+        // guarantee); group `g`'s weights of step `t = ky * kqr + s` are at `(t * G + g + 1)
+        // * 64 <= G * kq * 64` bytes of `w` (checked above; unaligned loads); the rows
         // of `pre` are 64 bytes each; the stores write `n` bytes `Out8::span` checked, or
         // into `out` (`16 * G` bytes).
         unsafe {
@@ -2174,11 +2186,11 @@ mod vnni {
             let mut acc: [[__m512i; G]; P] = [bias; P];
             for ky in 0..kh {
                 let xp: [*const u8; P] = core::array::from_fn(|q| ptrs[q][ky]);
-                let wk = wp.add(ky * kqr * 64);
+                let wk = wp.add(ky * kqr * G * 64);
                 for s in 0..kqr {
                     let xv: [__m512i; P] = core::array::from_fn(|q| _mm512_set1_epi32((xp[q].add(4 * s) as *const i32).read_unaligned()));
                     for g in 0..G {
-                        let wv = _mm512_loadu_si512(wk.add((g * kq + s) * 64) as *const __m512i);
+                        let wv = _mm512_loadu_si512(wk.add((s * G + g) * 64) as *const __m512i);
                         for q in 0..P {
                             acc[q][g] = _mm512_dpbusd_epi32(acc[q][g], xv[q], wv);
                         }
@@ -2816,18 +2828,23 @@ pub(crate) mod tests {
             };
             let g16 = cout.div_ceil(16);
             let mut w4 = std::vec::Vec::new();
-            for g in 0..g16 {
+            let mut g0 = 0;
+            while g0 < g16 {
+                let take = gemm_vnni_pass(cout, g16 - g0);
                 for j in 0..kp / 4 {
-                    for cc in 0..16 {
-                        for t in 0..4 {
-                            let o = 16 * g + cc;
-                            w4.push(match kmap(4 * j + t) {
-                                Some(i) if o < cout => wt[o * k + i] as u8,
-                                _ => 0,
-                            });
+                    for g in g0..g0 + take {
+                        for cc in 0..16 {
+                            for t in 0..4 {
+                                let o = 16 * g + cc;
+                                w4.push(match kmap(4 * j + t) {
+                                    Some(i) if o < cout => wt[o * k + i] as u8,
+                                    _ => 0,
+                                });
+                            }
                         }
                     }
                 }
+                g0 += take;
             }
             for fast in [false, true] {
                 let groups = rq_consts(next, cout.div_ceil(8), fast);

@@ -45,8 +45,9 @@ pub struct Packed {
     /// streams from its caches; sign-extended on load.
     pub w8: Vec<u8>,
     /// For x86-64 with AVX-512 VNNI (same layers as `w8`): the weights as int8 (not
-    /// doubled), per group of 16 channels, per 4 values of the row, the 16 channels' 4
-    /// (`[cout / 16][steps / 2][16][4]`, zero past `cout`), read by `VPDPBUSD`.
+    /// doubled), per pass of the kernel's groups of 16 channels
+    /// (`microgen_rt::mac::gemm_vnni_pass`), per 4 values of the row, the groups' 16
+    /// channels' 4 (`[steps / 2][G][16][4]`, zero past `cout`), read by `VPDPBUSD`.
     pub w4: Vec<u8>,
     /// The bias for `w4`: `bias` minus `128 * sum(w)` (doubled with it), for inputs read
     /// as `x ^ 0x80 = x + 128`.
@@ -183,13 +184,20 @@ pub fn pack(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>
     let w4: Vec<u8> = if w8.is_empty() {
         Vec::new()
     } else {
-        let mut v = Vec::with_capacity(cout.div_ceil(16) * steps * 32);
-        for g in 0..cout.div_ceil(16) {
+        let g16 = cout.div_ceil(16);
+        let mut v = Vec::with_capacity(g16 * steps * 32);
+        let mut g0 = 0;
+        while g0 < g16 {
+            // The groups of one pass of the kernel interleaved (one sequential stream).
+            let take = microgen_rt::mac::gemm_vnni_pass(cout, g16 - g0);
             for j in 0..steps / 2 {
-                for c in 0..16 {
-                    v.extend((0..4).map(|t| raw(16 * g + c, order(4 * j + t)) as u8));
+                for g in g0..g0 + take {
+                    for c in 0..16 {
+                        v.extend((0..4).map(|t| raw(16 * g + c, order(4 * j + t)) as u8));
+                    }
                 }
             }
+            g0 += take;
         }
         v
     };
