@@ -943,14 +943,42 @@ pub fn add_i8<A: Byte, B: Byte, Y: Out8>(p: &AddI8, a: &[A], b: &[B], n: usize, 
         unsafe {
             let (o1, o2, zp) = (_mm512_set1_epi32(p.off1), _mm512_set1_epi32(p.off2), _mm512_set1_epi32(p.zp));
             let (lo, hi) = (_mm512_set1_epi32(p.lo), _mm512_set1_epi32(p.hi));
-            for (i, (ca, cb)) in a.chunks_exact(16).zip(b.chunks_exact(16)).enumerate() {
-                let va = _mm512_cvtepi8_epi32(_mm_loadu_si128(ca.as_ptr() as *const __m128i));
-                let vb = _mm512_cvtepi8_epi32(_mm_loadu_si128(cb.as_ptr() as *const __m128i));
-                let sa = x86::mbqm16(_mm512_slli_epi32::<20>(_mm512_add_epi32(va, o1)), p.m1, p.s1);
-                let sb = x86::mbqm16(_mm512_slli_epi32::<20>(_mm512_add_epi32(vb, o2)), p.m2, p.s2);
-                let v = _mm512_add_epi32(x86::mbqm16(_mm512_add_epi32(sa, sb), p.mo, p.so), zp);
-                let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
-                _mm_storeu_si128(y.span(16 * i, 16) as *mut __m128i, _mm512_cvtepi32_epi8(v));
+            // The usual case, inputs rescaled right (`s <= 0`) with a non-negative multiplier:
+            // `t = v + off` has 9 bits, so `srdhm(t << 20, m) = floor((t * m + 2^10) / 2^11)`
+            // (the module docs' form of srdhm) is `t * (m >> 11) + ((t * (m & 0x7ff) + 2^10) >>
+            // 11)` in 32-bit lanes (each product below 2^29), and every value after it is below
+            // 2^29 in magnitude, so TFLM's round-half-away division by `2^e` is `(x + 2^(e-1) -
+            // (x < 0)) >> e` without overflow (the output stage's too, for a right shift).
+            let small = |s: i32| (-31..=0).contains(&s);
+            if small(p.s1) && small(p.s2) && p.m1 >= 0 && p.m2 >= 0 && p.mo >= 0 {
+                let (rdiv, stage) = (x86::rdiv16, x86::add_stage16);
+                let (mo, two31) = (_mm512_set1_epi32(p.mo), _mm512_set1_epi64(1 << 31));
+                for (i, (ca, cb)) in a.chunks_exact(16).zip(b.chunks_exact(16)).enumerate() {
+                    let va = _mm512_cvtepi8_epi32(_mm_loadu_si128(ca.as_ptr() as *const __m128i));
+                    let vb = _mm512_cvtepi8_epi32(_mm_loadu_si128(cb.as_ptr() as *const __m128i));
+                    let sum = _mm512_add_epi32(stage(_mm512_add_epi32(va, o1), p.m1, p.s1), stage(_mm512_add_epi32(vb, o2), p.m2, p.s2));
+                    let v = if p.so > 0 {
+                        x86::mbqm16(sum, p.mo, p.so)
+                    } else {
+                        // srdhm as in `x86::mbqm16`, then the division above.
+                        let high = |q: __m512i| _mm512_add_epi64(_mm512_add_epi64(q, q), two31);
+                        let even = _mm512_srli_epi64::<32>(high(_mm512_mul_epi32(sum, mo)));
+                        let odd = high(_mm512_mul_epi32(_mm512_srli_epi64::<32>(sum), mo));
+                        rdiv(_mm512_mask_blend_epi32(0xAAAA, even, odd), (-p.so).min(31))
+                    };
+                    let v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp), lo), hi);
+                    _mm_storeu_si128(y.span(16 * i, 16) as *mut __m128i, _mm512_cvtepi32_epi8(v));
+                }
+            } else {
+                for (i, (ca, cb)) in a.chunks_exact(16).zip(b.chunks_exact(16)).enumerate() {
+                    let va = _mm512_cvtepi8_epi32(_mm_loadu_si128(ca.as_ptr() as *const __m128i));
+                    let vb = _mm512_cvtepi8_epi32(_mm_loadu_si128(cb.as_ptr() as *const __m128i));
+                    let sa = x86::mbqm16(_mm512_slli_epi32::<20>(_mm512_add_epi32(va, o1)), p.m1, p.s1);
+                    let sb = x86::mbqm16(_mm512_slli_epi32::<20>(_mm512_add_epi32(vb, o2)), p.m2, p.s2);
+                    let v = _mm512_add_epi32(x86::mbqm16(_mm512_add_epi32(sa, sb), p.mo, p.so), zp);
+                    let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
+                    _mm_storeu_si128(y.span(16 * i, 16) as *mut __m128i, _mm512_cvtepi32_epi8(v));
+                }
             }
         }
         done = n / 16 * 16;
@@ -1356,6 +1384,36 @@ pub(crate) mod x86 {
                 let out: [i8; 16] = core::array::from_fn(|c| super::rq_exact(v[c], &[r[0][c], r[1][c], r[2][c]], lo, hi));
                 _mm_loadu_si128(out.as_ptr() as *const __m128i)
             }
+        }
+    }
+
+    /// TFLM's `RoundingDivideByPOT(x, e)` (half away from zero) on 16 lanes as `(x + 2^(e-1)
+    /// - (x < 0)) >> e`, for `|x| + 2^(e-1) < 2^31` (no overflow), `e` in 0..=31.
+    #[cfg(target_feature = "avx512f")]
+    #[inline(always)]
+    pub fn rdiv16(x: __m512i, e: i32) -> __m512i {
+        if e == 0 {
+            return x;
+        }
+        // SAFETY: register-only AVX-512 arithmetic (the cfg enables AVX-512F).
+        unsafe {
+            let k = _mm512_add_epi32(_mm512_srai_epi32::<31>(x), _mm512_set1_epi32(1 << (e - 1)));
+            _mm512_srav_epi32(_mm512_add_epi32(x, k), _mm512_set1_epi32(e))
+        }
+    }
+
+    /// `mbqm(t << 20, m, s)` on 16 lanes for `|t| <= 256`, `m >= 0`, `s` in -31..=0 (an int8
+    /// ADD's input stage): `srdhm(t << 20, m) = floor((t * m + 2^10) / 2^11) = t * (m >> 11)
+    /// + ((t * (m & 0x7ff) + 2^10) >> 11)`, products below 2^29 in magnitude, then
+    /// [`rdiv16`] by `-s`.
+    #[cfg(target_feature = "avx512f")]
+    #[inline(always)]
+    pub fn add_stage16(t: __m512i, m: i32, s: i32) -> __m512i {
+        // SAFETY: register-only AVX-512 arithmetic (the cfg enables AVX-512F).
+        unsafe {
+            let hi = _mm512_mullo_epi32(t, _mm512_set1_epi32(m >> 11));
+            let lo = _mm512_srai_epi32::<11>(_mm512_add_epi32(_mm512_mullo_epi32(t, _mm512_set1_epi32(m & 0x7ff)), _mm512_set1_epi32(1 << 10)));
+            rdiv16(_mm512_add_epi32(hi, lo), -s)
         }
     }
 
@@ -2691,13 +2749,43 @@ pub(crate) mod tests {
         }
     }
 
+    /// The 16-lane input stage of the int8 ADD equals `q::mbqm(t << 20, m, s)` for every
+    /// 9-bit `t`, multipliers from 0 to `i32::MAX` and every right shift.
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    #[test]
+    fn add_stage16_matches_mbqm() {
+        use core::arch::x86_64::*;
+        let mut next = rng(0x5ca1_ab1e_0000_0016);
+        for i in 0..4000 {
+            let m = match i {
+                0 => 0,
+                1 => i32::MAX,
+                2 => 1 << 30,
+                _ => (next() % (1 << 31)) as i32,
+            };
+            let s = -((i % 32) as i32);
+            for t0 in (-256..=256).step_by(16) {
+                let t: [i32; 16] = core::array::from_fn(|c| (t0 + c as i32).min(256));
+                let mut got = [0i32; 16];
+                // SAFETY: 64-byte unaligned load and store of local arrays.
+                unsafe {
+                    let v = x86::add_stage16(_mm512_loadu_si512(t.as_ptr() as *const __m512i), m, s);
+                    _mm512_storeu_si512(got.as_mut_ptr() as *mut __m512i, v);
+                }
+                for c in 0..16 {
+                    assert_eq!(got[c], crate::q::mbqm(t[c] << 20, m, s), "t {} m {m} s {s}", t[c]);
+                }
+            }
+        }
+    }
+
     /// `add_i8` (8 lanes at a time on x86-64 with AVX2) equals the scalar reference formula
     /// for random scales, offsets and inputs, tails included.
     #[test]
     fn add_i8_matches_scalar() {
         let mut next = rng(0xadd0_add0_1234_5678);
         for round in 0..300 {
-            let n = 1 + (next() % 70) as usize;
+            let n = 1 + (next() % 300) as usize;
             let a: std::vec::Vec<i8> = (0..n).map(|_| next() as i8).collect();
             let b: std::vec::Vec<i8> = (0..n).map(|_| next() as i8).collect();
             let m = |next: &mut dyn FnMut() -> u64| (1 << 30) + (next() % (1 << 30)) as i32;
@@ -2705,7 +2793,7 @@ pub(crate) mod tests {
                 off1: (next() % 256) as i32 - 127,
                 off2: (next() % 256) as i32 - 127,
                 m1: m(&mut next),
-                s1: -((next() % 3) as i32),
+                s1: if round % 7 == 3 { 1 } else { -((next() % 3) as i32) },
                 m2: m(&mut next),
                 s2: -((next() % 3) as i32),
                 mo: m(&mut next),
