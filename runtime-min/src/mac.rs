@@ -953,9 +953,10 @@ pub fn add_i8<A: Byte, B: Byte, Y: Out8>(p: &AddI8, a: &[A], b: &[B], n: usize, 
             if small(p.s1) && small(p.s2) && p.m1 >= 0 && p.m2 >= 0 && p.mo >= 0 {
                 let (rdiv, stage) = (x86::rdiv16, x86::add_stage16);
                 let (mo, two31) = (_mm512_set1_epi32(p.mo), _mm512_set1_epi64(1 << 31));
-                for (i, (ca, cb)) in a.chunks_exact(16).zip(b.chunks_exact(16)).enumerate() {
-                    let va = _mm512_cvtepi8_epi32(_mm_loadu_si128(ca.as_ptr() as *const __m128i));
-                    let vb = _mm512_cvtepi8_epi32(_mm_loadu_si128(cb.as_ptr() as *const __m128i));
+                // Elements `i..i + 16`, clamped, as int32 lanes.
+                let lanes = |i: usize| {
+                    let va = _mm512_cvtepi8_epi32(_mm_loadu_si128(a[i..i + 16].as_ptr() as *const __m128i));
+                    let vb = _mm512_cvtepi8_epi32(_mm_loadu_si128(b[i..i + 16].as_ptr() as *const __m128i));
                     let sum = _mm512_add_epi32(stage(_mm512_add_epi32(va, o1), p.m1, p.s1), stage(_mm512_add_epi32(vb, o2), p.m2, p.s2));
                     let v = if p.so > 0 {
                         x86::mbqm16(sum, p.mo, p.so)
@@ -966,8 +967,22 @@ pub fn add_i8<A: Byte, B: Byte, Y: Out8>(p: &AddI8, a: &[A], b: &[B], n: usize, 
                         let odd = high(_mm512_mul_epi32(_mm512_srli_epi64::<32>(sum), mo));
                         rdiv(_mm512_mask_blend_epi32(0xAAAA, even, odd), (-p.so).min(31))
                     };
-                    let v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp), lo), hi);
-                    _mm_storeu_si128(y.span(16 * i, 16) as *mut __m128i, _mm512_cvtepi32_epi8(v));
+                    _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp), lo), hi)
+                };
+                // 64 at a time: two saturating packs (exact: the values are int8 already)
+                // leave 128-bit lane `k` holding elements `4k..4k + 4` of each of the four
+                // vectors; one dword permutation puts them in order for one 64-byte store.
+                let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+                let mut i = 0;
+                while i + 64 <= n {
+                    let (v0, v1, v2, v3) = (lanes(i), lanes(i + 16), lanes(i + 32), lanes(i + 48));
+                    let bytes = _mm512_packs_epi16(_mm512_packs_epi32(v0, v1), _mm512_packs_epi32(v2, v3));
+                    _mm512_storeu_si512(y.span(i, 64) as *mut __m512i, _mm512_permutexvar_epi32(order, bytes));
+                    i += 64;
+                }
+                while i + 16 <= n {
+                    _mm_storeu_si128(y.span(i, 16) as *mut __m128i, _mm512_cvtepi32_epi8(lanes(i)));
+                    i += 16;
                 }
             } else {
                 for (i, (ca, cb)) in a.chunks_exact(16).zip(b.chunks_exact(16)).enumerate() {
