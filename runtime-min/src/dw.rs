@@ -606,7 +606,14 @@ fn dw_tap_pairs<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, const
                         let (a, b) = (ld16(o0, c0), ld16(o1, c0));
                         let ab = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(_mm_unpacklo_epi8(a, b)), _mm_unpackhi_epi8(a, b));
                         let wv = _mm512_loadu_si512(wp.as_ptr().add(p * C + c0) as *const __m512i);
-                        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_cvtepi8_epi16(ab), wv));
+                        #[cfg(target_feature = "avx512vnni")]
+                        {
+                            acc = _mm512_dpwssd_epi32(acc, _mm512_cvtepi8_epi16(ab), wv);
+                        }
+                        #[cfg(not(target_feature = "avx512vnni"))]
+                        {
+                            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_cvtepi8_epi16(ab), wv));
+                        }
                     }
                     _mm_storeu_si128(out[c0..c0 + 16].as_mut_ptr() as *mut __m128i, crate::mac::x86::rq16::<FAST>(acc, &rq16[c0 / 16], l.lo, l.hi));
                 }
