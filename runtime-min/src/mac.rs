@@ -847,6 +847,7 @@ pub fn fc_channels<B: Byte, Y: Out8, const FAST: bool>(l: &FcI8, x: &[B], batche
         vnni::fc::<B, Y, FAST>(l, x, batches, &mut y, rev, xs);
         return;
     }
+    #[cfg(all(target_arch = "x86_64", not(target_feature = "avx512vnni")))]
     assert!(!l.vnni, "the VNNI layout needs AVX-512 VNNI");
     let (k, cout) = (l.k, l.cout);
     let steps = k.div_ceil(2);
@@ -1860,6 +1861,9 @@ pub fn gemm_4x2<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm
         vnni::gemm::<R, Y, FAST, STEPS>(l, rows, npos, &mut y, rev, xs);
         return;
     }
+    // (Generated code sets `vnni` only where this build has VNNI; checked on the hosts
+    // without, the only other builds that read the layouts it would change.)
+    #[cfg(all(target_arch = "x86_64", not(target_feature = "avx512vnni")))]
     assert!(!l.vnni, "the VNNI layout needs AVX-512 VNNI");
     let tiles = l.cout.div_ceil(4);
     // On x86-64 with AVX2 (scratch for two pairs given, `XS_GROUPS`), whole groups of four
