@@ -211,11 +211,12 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 #body
             };
             let body = if pad_zp && g.dw == 1 && g.c == 1 && g.padded_bytes() <= super::conv::PADDED_LOOP_MAX {
-                let bias_l = lit::i32s(&bias_v);
-                statics.extend(quote! {
-                    /// Bias, int32.
-                    const #b_id: [i32; #co] = #bias_l;
-                });
+                let head_base = quote! {
+                    #decls
+                    const COUT: usize = #co;
+                    const DM: usize = #dm_l;
+                };
+                let (head, bias_expr, qexpr) = super::conv::padded_consts(ctx, &mut statics, head_base, &mdecl, fast.as_deref(), &bias_v, &b_id, &qexpr, &amin, &amax);
                 const_bytes += 4 * cout;
                 let taps = quote! {
                     let ic = oc / DM;
@@ -226,7 +227,7 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                         }
                     }
                 };
-                g.padded(ctx.overlap, &head, -in_off, &b_id, taps, &qexpr, zp_taps)
+                g.padded(ctx.overlap, &head, -in_off, &bias_expr, taps, &qexpr, zp_taps)
             } else {
                 zp_taps
             };
