@@ -2143,12 +2143,12 @@ mod vnni {
             for (q, o) in xb.chunks_exact_mut(kp).enumerate() {
                 rows.bytes(pos[q], o);
             }
-            let mut ptrs = [[core::ptr::null::<u8>(); MAX_KH]; P];
-            for (q, pq) in ptrs.iter_mut().enumerate() {
-                pq[0] = xb[q * kp..(q + 1) * kp].as_ptr();
-            }
-            // SAFETY: each pointer starts `kp >= 4 * kq` bytes of `xb`.
-            unsafe { passes::<Y, FAST, P>(l, pre, &ptrs, 1, kq, kq, &pos, y) };
+            let mut base = [core::ptr::null::<u8>(); MAX_KH];
+            base[0] = xb.as_ptr();
+            let off: [usize; P] = core::array::from_fn(|q| q * kp);
+            // SAFETY: position `q`'s row starts `q * kp` bytes into `xb`, `kp >= 4 * kq` bytes
+            // (`xb` is `P * kp` bytes).
+            unsafe { passes::<Y, FAST, P>(l, pre, &base, &off, 1, kq, kq, &pos, y) };
         }
     }
 
@@ -2168,6 +2168,8 @@ mod vnni {
     fn band<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize, const P: usize>(l: &Gemm, pre: &[Group16], rows: &mut R, bd: &super::Band, rw: usize, row_len: usize, y: &mut Y, rev: bool) {
         let kq = STEPS / 2;
         let kh = bd.kh;
+        // Every position's window row (`rw` bytes from `ox * SW * C`) lies inside its slot.
+        assert!(kh >= 1 && kh <= MAX_KH && (bd.ow - 1) * bd.sw * bd.c + rw <= row_len && rw * kh == 4 * kq);
         let mut buf = [MaybeUninit::<u8>::uninit(); BAND_BYTES];
         // SAFETY: `MaybeUninit<u8>` has the layout of `u8`; every byte of a row is written
         // by `band_row` before its row is read (a row is read only after its key is set).
@@ -2179,42 +2181,44 @@ mod vnni {
             let r = if rev { nrows - 1 - r } else { r };
             let (b, oy) = (r / bd.oh, r % bd.oh);
             let iy0 = (oy * bd.sh) as isize - bd.pad_h as isize;
-            let mut slot = [0usize; MAX_KH];
-            for (ky, sl) in slot.iter_mut().enumerate().take(kh) {
-                let iy = iy0 + ky as isize;
-                *sl = iy.rem_euclid(kh as isize) as usize;
-                if key[*sl] != (b, iy) {
-                    rows.band_row(b, iy, &mut band[*sl * row_len..(*sl + 1) * row_len]);
-                    key[*sl] = (b, iy);
+            let slot = |ky: usize| (iy0 + ky as isize).rem_euclid(kh as isize) as usize;
+            for ky in 0..kh {
+                let (iy, sl) = (iy0 + ky as isize, slot(ky));
+                if key[sl] != (b, iy) {
+                    rows.band_row(b, iy, &mut band[sl * row_len..(sl + 1) * row_len]);
+                    key[sl] = (b, iy);
                 }
+            }
+            // Kernel row `ky` of this output row: its slot's start.
+            let mut base = [core::ptr::null::<u8>(); MAX_KH];
+            let band_ptr = band.as_ptr();
+            for (ky, bp) in base.iter_mut().enumerate().take(kh) {
+                // SAFETY: `slot(ky) < kh`, so the slot's `row_len` bytes are inside `band`.
+                *bp = unsafe { band_ptr.add(slot(ky) * row_len) };
             }
             let nb = bd.ow.div_ceil(P);
             for i in 0..nb {
                 let i = if rev { nb - 1 - i } else { i };
                 let ox: [usize; P] = core::array::from_fn(|q| (P * i + q).min(bd.ow - 1));
                 let pos: [usize; P] = core::array::from_fn(|q| r * bd.ow + ox[q]);
-                let mut ptrs = [[core::ptr::null::<u8>(); MAX_KH]; P];
-                for q in 0..P {
-                    for ky in 0..kh {
-                        ptrs[q][ky] = band[slot[ky] * row_len + ox[q] * bd.sw * bd.c..][..rw].as_ptr();
-                    }
-                }
-                // SAFETY: each pointer starts `rw = 4 * (kq / kh)` bytes of `band` (the
-                // slice above is bounds-checked).
-                unsafe { passes::<Y, FAST, P>(l, pre, &ptrs, kh, kq / kh, kq, &pos, y) };
+                let off: [usize; P] = core::array::from_fn(|q| ox[q] * bd.sw * bd.c);
+                // SAFETY: every slot is `row_len` bytes and `ox * SW * C + rw <= row_len` for
+                // every position of the row, `rw = 4 * (kq / kh)`.
+                unsafe { passes::<Y, FAST, P>(l, pre, &base, &off, kh, kq / kh, kq, &pos, y) };
             }
         }
     }
 
     /// One block of `P` positions over every channel, in passes of up to 4 (8 positions: 2)
-    /// groups of 16. Position `q`'s row is `kh` runs of `kqr` words at `ptrs[q][..kh]`.
+    /// groups of 16. Position `q`'s row is `kh` runs of `kqr` words, run `ky` at
+    /// `base[ky] + off[q]`.
     ///
     /// # Safety
-    /// Each of the first `kh` pointers of every position is valid for `4 * kqr` bytes, and
-    /// `kh * kqr == kq`.
+    /// `base[ky] + off[q]` is valid for `4 * kqr` bytes for every `ky < kh` and position `q`,
+    /// and `kh * kqr == kq`.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn passes<Y: Out8, const FAST: bool, const P: usize>(l: &Gemm, pre: &[Group16], ptrs: &[[*const u8; MAX_KH]; P], kh: usize, kqr: usize, kq: usize, pos: &[usize; P], y: &mut Y) {
+    unsafe fn passes<Y: Out8, const FAST: bool, const P: usize>(l: &Gemm, pre: &[Group16], base: &[*const u8; MAX_KH], off: &[usize; P], kh: usize, kqr: usize, kq: usize, pos: &[usize; P], y: &mut Y) {
         let g16 = l.cout.div_ceil(16);
         let w = &l.w[..g16 * kq * 64];
         let mut g = 0;
@@ -2227,10 +2231,10 @@ mod vnni {
             // SAFETY: as the caller guarantees.
             unsafe {
                 match take {
-                    1 => tile::<Y, FAST, P, 1>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y),
-                    2 => tile::<Y, FAST, P, 2>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y),
-                    3 => tile::<Y, FAST, P, 3>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y),
-                    _ => tile::<Y, FAST, P, 4>(ptrs, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y),
+                    1 => tile::<Y, FAST, P, 1>(base, off, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y),
+                    2 => tile::<Y, FAST, P, 2>(base, off, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y),
+                    3 => tile::<Y, FAST, P, 3>(base, off, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y),
+                    _ => tile::<Y, FAST, P, 4>(base, off, kh, kqr, kq, wg, pg, l.lo, l.hi, pos, l.cout, oc0, n, y),
                 }
             }
             g += take;
@@ -2246,13 +2250,13 @@ mod vnni {
     /// As [`passes`].
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    unsafe fn tile<Y: Out8, const FAST: bool, const P: usize, const G: usize>(ptrs: &[[*const u8; MAX_KH]; P], kh: usize, kqr: usize, kq: usize, w: &[u8], pre: &[Group16], lo: i32, hi: i32, pos: &[usize; P], cout: usize, oc0: usize, n: usize, y: &mut Y) {
+    unsafe fn tile<Y: Out8, const FAST: bool, const P: usize, const G: usize>(base: &[*const u8; MAX_KH], off: &[usize; P], kh: usize, kqr: usize, kq: usize, w: &[u8], pre: &[Group16], lo: i32, hi: i32, pos: &[usize; P], cout: usize, oc0: usize, n: usize, y: &mut Y) {
         let w = &w[..G * kq * 64];
         let pre = &pre[..G];
         let n = n.min(16 * G);
         assert!(kh * kqr == kq && kh <= MAX_KH);
-        // SAFETY: row run `ky` of position `q` is `4 * kqr` readable bytes (the caller's
-        // guarantee); group `g`'s weights of step `t = ky * kqr + s` are at `(t * G + g + 1)
+        // SAFETY: row run `ky` of position `q`, at `base[ky] + off[q]`, is `4 * kqr`
+        // readable bytes (the caller's guarantee); group `g`'s weights of step `t = ky * kqr + s` are at `(t * G + g + 1)
         // * 64 <= G * kq * 64` bytes of `w` (checked above; unaligned loads); the rows
         // of `pre` are 64 bytes each; the stores write `n` bytes `Out8::span` checked, or
         // into `out` (`16 * G` bytes).
@@ -2262,7 +2266,7 @@ mod vnni {
             let bias: [__m512i; G] = core::array::from_fn(|g| ld(&pre[g].0));
             let mut acc: [[__m512i; G]; P] = [bias; P];
             for ky in 0..kh {
-                let xp: [*const u8; P] = core::array::from_fn(|q| ptrs[q][ky]);
+                let xp: [*const u8; P] = core::array::from_fn(|q| base[ky].add(off[q]));
                 let wk = wp.add(ky * kqr * G * 64);
                 for s in 0..kqr {
                     let xv: [__m512i; P] = core::array::from_fn(|q| _mm512_set1_epi32((xp[q].add(4 * s) as *const i32).read_unaligned()));
