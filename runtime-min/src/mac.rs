@@ -209,8 +209,6 @@ pub trait Rows {
 
 /// A convolution's geometry for the VNNI kernel's band of input rows ([`Rows::band`]).
 pub struct Band {
-    /// Batches.
-    pub n: usize,
     pub c: usize,
     pub oh: usize,
     pub ow: usize,
@@ -240,6 +238,7 @@ fn xor_copy<B: Byte>(src: &[B], dst: &mut [u8]) {
                 i += 16;
             }
         }
+        #[cfg(not(target_arch = "x86_64"))]
         while i + 16 <= n {
             let v = (s.add(i) as *const u128).read_unaligned();
             (d.add(i) as *mut u128).write_unaligned(v ^ 0x8080_8080_8080_8080_8080_8080_8080_8080);
@@ -420,7 +419,7 @@ impl<B: Byte, G: ConvGeom> Rows for Im2col<'_, B, G> {
     }
     #[inline(always)]
     fn band(&self) -> Option<Band> {
-        (G::DH == 1 && G::DW == 1).then_some(Band { n: self.x.len() / (G::H * G::W * G::C), c: G::C, oh: G::OH, ow: G::OW, kh: G::KH, sh: G::SH, sw: G::SW, pad_h: G::PAD_H })
+        (G::DH == 1 && G::DW == 1).then_some(Band { c: G::C, oh: G::OH, ow: G::OW, kh: G::KH, sh: G::SH, sw: G::SW, pad_h: G::PAD_H })
     }
     #[inline(always)]
     fn band_row(&mut self, b: usize, iy: isize, out: &mut [u8]) {
@@ -2127,12 +2126,11 @@ mod vnni {
     fn blocks<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize, const P: usize>(l: &Gemm, pre: &[Group16], rows: &mut R, npos: usize, y: &mut Y, rev: bool, xb: &mut [u8]) {
         let kp = 2 * STEPS;
         let kq = STEPS / 2;
-        if let Some(mut bd) = rows.band() {
-            bd.n = npos / (bd.oh * bd.ow);
+        if let Some(bd) = rows.band() {
             let rw = 4 * kq / bd.kh.max(1);
             let row_len = (bd.ow - 1) * bd.sw * bd.c + rw;
             if bd.kh <= MAX_KH && bd.kh * rw == 4 * kq && bd.kh * row_len <= BAND_BYTES {
-                return band::<R, Y, FAST, STEPS, P>(l, pre, rows, &bd, rw, row_len, y, rev);
+                return band::<R, Y, FAST, STEPS, P>(l, pre, rows, &bd, npos / (bd.oh * bd.ow), rw, row_len, y, rev);
             }
         }
         let xb = &mut xb[..P * kp];
@@ -2165,7 +2163,7 @@ mod vnni {
     /// [`Rows::bytes`] would read it, so in-place layers stay correct.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn band<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize, const P: usize>(l: &Gemm, pre: &[Group16], rows: &mut R, bd: &super::Band, rw: usize, row_len: usize, y: &mut Y, rev: bool) {
+    fn band<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize, const P: usize>(l: &Gemm, pre: &[Group16], rows: &mut R, bd: &super::Band, n: usize, rw: usize, row_len: usize, y: &mut Y, rev: bool) {
         let kq = STEPS / 2;
         let kh = bd.kh;
         // Every position's window row (`rw` bytes from `ox * SW * C`) lies inside its slot.
@@ -2176,7 +2174,7 @@ mod vnni {
         let band = unsafe { core::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut u8, kh * row_len) };
         // The (batch, input row) each slot holds.
         let mut key = [(usize::MAX, 0isize); MAX_KH];
-        let nrows = bd.n * bd.oh;
+        let nrows = n * bd.oh;
         for r in 0..nrows {
             let r = if rev { nrows - 1 - r } else { r };
             let (b, oy) = (r / bd.oh, r % bd.oh);

@@ -989,17 +989,8 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
         let (w4_id, c4_id) = (ctx.ident("W4"), ctx.ident("C4"));
         let vnni = quote!(all(target_arch = "x86_64", target_feature = "avx512vnni"));
         if vnni_form {
-            let mut w4 = Vec::with_capacity(g16 * kq * 64);
-            for j in 0..g16 {
-                for q in 0..kq {
-                    for c in 0..16 {
-                        for t in 0..4 {
-                            let (o, k) = (16 * j + c, 4 * q + t);
-                            w4.push(if o < cout && k < kn { wdata[o * kn + k] } else { 0 });
-                        }
-                    }
-                }
-            }
+            // One group per pass: `dot_u8x4` reads each group's `[kq][16][4]` at its stride.
+            let w4 = super::gemm::vnni_layout(cout, kq, &|_| 1, &|o, k| if k < kn { wdata[o * kn + k] as i8 } else { 0 });
             let c4: Vec<i32> = (0..g16 * 16).map(|o| if o < cout { -128 * wdata[o * kn..(o + 1) * kn].iter().map(|&v| v as i8 as i32).sum::<i32>() } else { 0 }).collect();
             let (w4len, w4bytes, c4len, c4_l) = (lit::usize(w4.len()), lit::bytes(&w4), lit::usize(c4.len()), lit::i32s(&c4));
             statics.extend(quote! {

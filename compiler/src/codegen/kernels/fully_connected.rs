@@ -494,23 +494,7 @@ fn emit_channels(
     // The layout of the x86-64 VNNI kernel: [16-channel group][4 inputs][channel][4], and
     // the bias for inputs read as `x ^ 0x80` (minus 128 * sum(w)).
     let (g16, kq) = (cout.div_ceil(16), depth.div_ceil(4));
-    let mut w4 = Vec::with_capacity(g16 * kq * 64);
-    let mut g0 = 0;
-    while g0 < g16 {
-        // The groups of one pass of the kernel interleaved (one sequential stream).
-        let take = microgen_rt::mac::fc_vnni_pass(g16 - g0);
-        for q in 0..kq {
-            for g in g0..g0 + take {
-                for c in 0..16 {
-                    for j in 0..4 {
-                        let (o, d) = (16 * g + c, 4 * q + j);
-                        w4.push(if o < cout && d < depth { w[o * depth + d] } else { 0 });
-                    }
-                }
-            }
-        }
-        g0 += take;
-    }
+    let w4 = gemm::vnni_layout(cout, kq, &microgen_rt::mac::fc_vnni_pass, &|o, d| if d < depth { w[o * depth + d] as i8 } else { 0 });
     let fb4: Vec<i32> = (0..g16 * 16)
         .map(|o| if o < cout { folded[o].wrapping_sub(128 * w[o * depth..(o + 1) * depth].iter().map(|&v| v as i8 as i32).sum::<i32>()) } else { 0 })
         .collect();

@@ -181,26 +181,7 @@ pub fn pack(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>
     } else {
         Vec::new()
     };
-    let w4: Vec<u8> = if w8.is_empty() {
-        Vec::new()
-    } else {
-        let g16 = cout.div_ceil(16);
-        let mut v = Vec::with_capacity(g16 * steps * 32);
-        let mut g0 = 0;
-        while g0 < g16 {
-            // The groups of one pass of the kernel interleaved (one sequential stream).
-            let take = microgen_rt::mac::gemm_vnni_pass(cout, g16 - g0);
-            for j in 0..steps / 2 {
-                for g in g0..g0 + take {
-                    for c in 0..16 {
-                        v.extend((0..4).map(|t| raw(16 * g + c, order(4 * j + t)) as u8));
-                    }
-                }
-            }
-            g0 += take;
-        }
-        v
-    };
+    let w4: Vec<u8> = if w8.is_empty() { Vec::new() } else { vnni_layout(cout, steps / 2, &|left| microgen_rt::mac::gemm_vnni_pass(cout, left), &|o, i| raw(o, order(i))) };
     let wsum = |o: usize| -> i32 { w[o * k..(o + 1) * k].iter().fold(0i32, |a, &v| a.wrapping_add(v as i32)) };
     let bias_p: Vec<i32> = (0..tiles * tc)
         .map(|o| if o >= cout { 0 } else { bias[o].wrapping_add(in_off.wrapping_mul(wsum(o))).wrapping_mul(scale) })
@@ -211,6 +192,29 @@ pub fn pack(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>
         bias_p.iter().enumerate().map(|(o, &b)| if o >= cout { 0 } else { b.wrapping_sub(wsum(o).wrapping_mul(128 * scale)) }).collect()
     };
     Packed { steps, tile, w: words, w8, w4, bias4, bias: bias_p, rq, fast }
+}
+
+/// Weights in the layout of the x86-64 VNNI kernels (`VPDPBUSD`): groups of 16 output
+/// channels taken `pass(left)` at a time while `left` groups remain, each pass's groups
+/// interleaved per 4 inputs (`[kq][groups of the pass][16][4]`: one sequential stream),
+/// `weight(o, i)` the int8 weight of channel `o` for value `i` of the row (zero past `cout`).
+pub fn vnni_layout(cout: usize, kq: usize, pass: &dyn Fn(usize) -> usize, weight: &dyn Fn(usize, usize) -> i8) -> Vec<u8> {
+    let g16 = cout.div_ceil(16);
+    let mut v = Vec::with_capacity(g16 * kq * 64);
+    let mut g0 = 0;
+    while g0 < g16 {
+        let take = pass(g16 - g0).clamp(1, g16 - g0);
+        for j in 0..kq {
+            for g in g0..g0 + take {
+                for c in 0..16 {
+                    let o = 16 * g + c;
+                    v.extend((0..4).map(|t| if o < cout { weight(o, 4 * j + t) as u8 } else { 0 }));
+                }
+            }
+        }
+        g0 += take;
+    }
+    v
 }
 
 /// How the rows of the matrix product are read.
