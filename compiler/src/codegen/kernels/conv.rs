@@ -1010,6 +1010,26 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
             });
         }
         let const_bytes = wb.len() + if per_channel { 8 } else { 4 } * cout;
+        // The position's window, quantized, into `buf` (`[ky][kx][ic]`; taps outside the
+        // input keep its initial value), each value as `conv(q)`.
+        let fill = |buf: TokenStream, conv: TokenStream| {
+            quote! {
+                let mut row = [0.0f32; C];
+                for ky in ky0..ky1 {
+                    let iy = (iy0 + (ky * DH) as isize) as usize;
+                    for kx in kx0..kx1 {
+                        let ix = (ix0 + (kx * DW) as isize) as usize;
+                        x0.read_f32s(((b * H + iy) * W + ix) * C, &mut row);
+                        let dst = &mut #buf[(ky * KW + kx) * C..(ky * KW + kx + 1) * C];
+                        for (d, &v) in dst.iter_mut().zip(&row) {
+                            *d = #conv;
+                        }
+                    }
+                }
+            }
+        };
+        let fill_bytes = fill(quote!(xb), quote!(((#qexpr) + 128) as u8));
+        let fill_patch = fill(quote!(patch), quote!((#qexpr) as i16));
         // The position's values as bytes, then the sums 16 channels at a time, each group's
         // two halves through `put` (below; defined before this block runs).
         let vnni_block = if vnni_form {
@@ -1020,18 +1040,7 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
                     const KQ: usize = #kq_l;
                     const G16: usize = #g16_l;
                     let mut xb = [0x80u8; KQ * 4];
-                    let mut row = [0.0f32; C];
-                    for ky in ky0..ky1 {
-                        let iy = (iy0 + (ky * DH) as isize) as usize;
-                        for kx in kx0..kx1 {
-                            let ix = (ix0 + (kx * DW) as isize) as usize;
-                            x0.read_f32s(((b * H + iy) * W + ix) * C, &mut row);
-                            let dst = &mut xb[(ky * KW + kx) * C..(ky * KW + kx + 1) * C];
-                            for (d, &v) in dst.iter_mut().zip(&row) {
-                                *d = ((#qexpr) + 128) as u8;
-                            }
-                        }
-                    }
+                    #fill_bytes
                     let mut j = 0;
                     while j < G16 {
                         let mut accs = [[0i32; 16]; 4];
@@ -1094,18 +1103,7 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
                 };
                 #vnni_block
                 let mut patch = [0i16; STEPS * 2];
-                let mut row = [0.0f32; C];
-                for ky in ky0..ky1 {
-                    let iy = (iy0 + (ky * DH) as isize) as usize;
-                    for kx in kx0..kx1 {
-                        let ix = (ix0 + (kx * DW) as isize) as usize;
-                        x0.read_f32s(((b * H + iy) * W + ix) * C, &mut row);
-                        let dst = &mut patch[(ky * KW + kx) * C..(ky * KW + kx + 1) * C];
-                        for (d, &v) in dst.iter_mut().zip(&row) {
-                            *d = (#qexpr) as i16;
-                        }
-                    }
-                }
+                #fill_patch
                 let mut words = [0u32; STEPS];
                 for (s, w) in words.iter_mut().enumerate() {
                     *w = patch[2 * s] as u16 as u32 | (patch[2 * s + 1] as u16 as u32) << 16;
