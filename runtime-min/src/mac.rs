@@ -936,65 +936,13 @@ pub fn add_i8<A: Byte, B: Byte, Y: Out8>(p: &AddI8, a: &[A], b: &[B], n: usize, 
     // With AVX-512: 16 at a time.
     #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
     if p.m1 != i32::MIN && p.m2 != i32::MIN && p.mo != i32::MIN {
-        use core::arch::x86_64::*;
-        const { assert!(core::mem::size_of::<A>() == 1 && core::mem::size_of::<B>() == 1) };
-        // SAFETY: AVX-512 arithmetic; 16-byte loads inside `a` and `b` (chunks of 16 of
-        // one-byte elements) and 16-byte stores at an address `Out8::span` checked.
-        unsafe {
-            let (o1, o2, zp) = (_mm512_set1_epi32(p.off1), _mm512_set1_epi32(p.off2), _mm512_set1_epi32(p.zp));
-            let (lo, hi) = (_mm512_set1_epi32(p.lo), _mm512_set1_epi32(p.hi));
-            // The usual case, inputs rescaled right (`s <= 0`) with a non-negative multiplier:
-            // `t = v + off` has 9 bits, so `srdhm(t << 20, m) = floor((t * m + 2^10) / 2^11)`
-            // (the module docs' form of srdhm) is `t * (m >> 11) + ((t * (m & 0x7ff) + 2^10) >>
-            // 11)` in 32-bit lanes (each product below 2^29), and every value after it is below
-            // 2^29 in magnitude, so TFLM's round-half-away division by `2^e` is `(x + 2^(e-1) -
-            // (x < 0)) >> e` without overflow (the output stage's too, for a right shift).
-            let small = |s: i32| (-31..=0).contains(&s);
-            if small(p.s1) && small(p.s2) && p.m1 >= 0 && p.m2 >= 0 && p.mo >= 0 {
-                let (rdiv, stage) = (x86::rdiv16, x86::add_stage16);
-                let (mo, two31) = (_mm512_set1_epi32(p.mo), _mm512_set1_epi64(1 << 31));
-                // Elements `i..i + 16`, clamped, as int32 lanes.
-                let lanes = |i: usize| {
-                    let va = _mm512_cvtepi8_epi32(_mm_loadu_si128(a[i..i + 16].as_ptr() as *const __m128i));
-                    let vb = _mm512_cvtepi8_epi32(_mm_loadu_si128(b[i..i + 16].as_ptr() as *const __m128i));
-                    let sum = _mm512_add_epi32(stage(_mm512_add_epi32(va, o1), p.m1, p.s1), stage(_mm512_add_epi32(vb, o2), p.m2, p.s2));
-                    let v = if p.so > 0 {
-                        x86::mbqm16(sum, p.mo, p.so)
-                    } else {
-                        // srdhm as in `x86::mbqm16`, then the division above.
-                        let high = |q: __m512i| _mm512_add_epi64(_mm512_add_epi64(q, q), two31);
-                        let even = _mm512_srli_epi64::<32>(high(_mm512_mul_epi32(sum, mo)));
-                        let odd = high(_mm512_mul_epi32(_mm512_srli_epi64::<32>(sum), mo));
-                        rdiv(_mm512_mask_blend_epi32(0xAAAA, even, odd), (-p.so).min(31))
-                    };
-                    _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zp), lo), hi)
-                };
-                // 64 at a time: two saturating packs (exact: the values are int8 already)
-                // leave 128-bit lane `k` holding elements `4k..4k + 4` of each of the four
-                // vectors; one dword permutation puts them in order for one 64-byte store.
-                let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-                let mut i = 0;
-                while i + 64 <= n {
-                    let (v0, v1, v2, v3) = (lanes(i), lanes(i + 16), lanes(i + 32), lanes(i + 48));
-                    let bytes = _mm512_packs_epi16(_mm512_packs_epi32(v0, v1), _mm512_packs_epi32(v2, v3));
-                    _mm512_storeu_si512(y.span(i, 64) as *mut __m512i, _mm512_permutexvar_epi32(order, bytes));
-                    i += 64;
-                }
-                while i + 16 <= n {
-                    _mm_storeu_si128(y.span(i, 16) as *mut __m128i, _mm512_cvtepi32_epi8(lanes(i)));
-                    i += 16;
-                }
-            } else {
-                for (i, (ca, cb)) in a.chunks_exact(16).zip(b.chunks_exact(16)).enumerate() {
-                    let va = _mm512_cvtepi8_epi32(_mm_loadu_si128(ca.as_ptr() as *const __m128i));
-                    let vb = _mm512_cvtepi8_epi32(_mm_loadu_si128(cb.as_ptr() as *const __m128i));
-                    let sa = x86::mbqm16(_mm512_slli_epi32::<20>(_mm512_add_epi32(va, o1)), p.m1, p.s1);
-                    let sb = x86::mbqm16(_mm512_slli_epi32::<20>(_mm512_add_epi32(vb, o2)), p.m2, p.s2);
-                    let v = _mm512_add_epi32(x86::mbqm16(_mm512_add_epi32(sa, sb), p.mo, p.so), zp);
-                    let v = _mm512_min_epi32(_mm512_max_epi32(v, lo), hi);
-                    _mm_storeu_si128(y.span(16 * i, 16) as *mut __m128i, _mm512_cvtepi32_epi8(v));
-                }
-            }
+        // The usual case, inputs rescaled right (`s <= 0`) with non-negative multipliers,
+        // takes the 32-bit input stages ([`x86::add_stage16`]); each case its own loop.
+        let small = |s: i32| (-31..=0).contains(&s);
+        if small(p.s1) && small(p.s2) && p.m1 >= 0 && p.m2 >= 0 && p.mo >= 0 {
+            add16::<A, B, Y, true>(p, a, b, n, &mut y);
+        } else {
+            add16::<A, B, Y, false>(p, a, b, n, &mut y);
         }
         done = n / 16 * 16;
     }
@@ -1018,6 +966,53 @@ pub fn add_i8<A: Byte, B: Byte, Y: Out8>(p: &AddI8, a: &[A], b: &[B], n: usize, 
     }
     for i in done..n {
         y.put(i, one(a[i].byte() as i8, b[i].byte() as i8));
+    }
+}
+
+/// [`add_i8`] on 16 lanes (AVX-512), the whole chunks of 16 of `n`. With `SMALL` (inputs
+/// rescaled right, non-negative multipliers): `t = v + off` has 9 bits, so `srdhm(t << 20,
+/// m) = floor((t * m + 2^10) / 2^11)` (the module docs' form of srdhm) is `t * (m >> 11) +
+/// ((t * (m & 0x7ff) + 2^10) >> 11)` in 32-bit lanes (each product below 2^29), and every
+/// value after it is below 2^29 in magnitude, so TFLM's round-half-away division by `2^e`
+/// is `(x + 2^(e-1) - (x < 0)) >> e` without overflow (the output stage's too, for a right
+/// shift). Otherwise `mbqm` in full at every stage (multipliers not `i32::MIN`).
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[inline(always)]
+#[allow(unsafe_code)]
+fn add16<A: Byte, B: Byte, Y: Out8, const SMALL: bool>(p: &AddI8, a: &[A], b: &[B], n: usize, y: &mut Y) {
+    use core::arch::x86_64::*;
+    const { assert!(core::mem::size_of::<A>() == 1 && core::mem::size_of::<B>() == 1) };
+    let (a, b) = (&a[..n], &b[..n]);
+    // SAFETY: AVX-512 arithmetic; 16-byte loads inside `a` and `b` (`i + 16 <= n` one-byte
+    // elements, bounds-checked slices) and stores of 64 or 16 bytes at addresses
+    // `Out8::span` checked.
+    unsafe {
+        let (o1, o2, zp) = (_mm512_set1_epi32(p.off1), _mm512_set1_epi32(p.off2), _mm512_set1_epi32(p.zp));
+        let (lo, hi) = (_mm512_set1_epi32(p.lo), _mm512_set1_epi32(p.hi));
+        let stage = |t: __m512i, m: i32, s: i32| if SMALL { x86::add_stage16(t, m, s) } else { x86::mbqm16(_mm512_slli_epi32::<20>(t), m, s) };
+        let out = |sum: __m512i| if SMALL && p.so <= 0 { x86::rdiv16(x86::srdhm16(sum, p.mo), (-p.so).min(31)) } else { x86::mbqm16(sum, p.mo, p.so) };
+        // Elements `i..i + 16`, clamped, as int32 lanes.
+        let lanes = |i: usize| {
+            let va = _mm512_cvtepi8_epi32(_mm_loadu_si128(a[i..i + 16].as_ptr() as *const __m128i));
+            let vb = _mm512_cvtepi8_epi32(_mm_loadu_si128(b[i..i + 16].as_ptr() as *const __m128i));
+            let sum = _mm512_add_epi32(stage(_mm512_add_epi32(va, o1), p.m1, p.s1), stage(_mm512_add_epi32(vb, o2), p.m2, p.s2));
+            _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(out(sum), zp), lo), hi)
+        };
+        // 64 at a time: two saturating packs (exact: the values are int8 already) leave
+        // 128-bit lane `k` holding elements `4k..4k + 4` of each of the four vectors; one
+        // dword permutation puts them in order for one 64-byte store.
+        let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        let mut i = 0;
+        while i + 64 <= n {
+            let (v0, v1, v2, v3) = (lanes(i), lanes(i + 16), lanes(i + 32), lanes(i + 48));
+            let bytes = _mm512_packs_epi16(_mm512_packs_epi32(v0, v1), _mm512_packs_epi32(v2, v3));
+            _mm512_storeu_si512(y.span(i, 64) as *mut __m512i, _mm512_permutexvar_epi32(order, bytes));
+            i += 64;
+        }
+        while i + 16 <= n {
+            _mm_storeu_si128(y.span(i, 16) as *mut __m128i, _mm512_cvtepi32_epi8(lanes(i)));
+            i += 16;
+        }
     }
 }
 
@@ -1344,6 +1339,24 @@ pub(crate) mod x86 {
         }
     }
 
+    /// gemmlowp's `SaturatingRoundingDoublingHighMul(x, m)` on 16 lanes (`m` not
+    /// `i32::MIN`): `(p + nudge) / 2^31` truncated toward zero is `floor((p + 2^30) / 2^31)`
+    /// for either sign (see the module docs), the high word of `2p + 2^31`: for the odd lanes
+    /// where it stands; the even lanes' moved down.
+    #[cfg(target_feature = "avx512f")]
+    #[inline(always)]
+    pub fn srdhm16(x: __m512i, m: i32) -> __m512i {
+        // SAFETY: register-only AVX-512 arithmetic (the cfg enables AVX-512F).
+        unsafe {
+            let mv = _mm512_set1_epi32(m);
+            let two31 = _mm512_set1_epi64(1 << 31);
+            let high = |p: __m512i| _mm512_add_epi64(_mm512_add_epi64(p, p), two31);
+            let even = _mm512_srli_epi64::<32>(high(_mm512_mul_epi32(x, mv)));
+            let odd = high(_mm512_mul_epi32(_mm512_srli_epi64::<32>(x), mv));
+            _mm512_mask_blend_epi32(0xAAAA, even, odd)
+        }
+    }
+
     /// [`mbqm8`] on 16 lanes (AVX-512).
     #[cfg(target_feature = "avx512f")]
     #[inline(always)]
@@ -1351,16 +1364,8 @@ pub(crate) mod x86 {
         // SAFETY: register-only AVX-512 arithmetic (the cfg enables AVX-512F).
         unsafe {
             let x = if shift > 0 { _mm512_sllv_epi32(x, _mm512_set1_epi32(shift)) } else { x };
-            let mv = _mm512_set1_epi32(m);
             let zero = _mm512_setzero_si512();
-            // gemmlowp's (p + nudge) / 2^31 truncated toward zero is floor((p + 2^30) / 2^31)
-            // for either sign (see the module docs), the high word of 2p + 2^31: for the
-            // odd lanes where it stands; the even lanes' moved down.
-            let two31 = _mm512_set1_epi64(1 << 31);
-            let high = |p: __m512i| _mm512_add_epi64(_mm512_add_epi64(p, p), two31);
-            let even = _mm512_srli_epi64::<32>(high(_mm512_mul_epi32(x, mv)));
-            let odd = high(_mm512_mul_epi32(_mm512_srli_epi64::<32>(x), mv));
-            let r = _mm512_mask_blend_epi32(0xAAAA, even, odd);
+            let r = srdhm16(x, m);
             if shift >= 0 {
                 return r;
             }
@@ -2716,31 +2721,40 @@ pub(crate) mod tests {
         }
     }
 
+    /// Checks a vector `mbqm` of `L` lanes (`f(x, m, shift)`) against `q::mbqm` lane by
+    /// lane: random, mid-range, extreme and `t << 20` inputs, multipliers of every size and
+    /// shifts from -31 to 8.
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
+    fn mbqm_lanes_match<const L: usize>(seed: u64, f: impl Fn(&[i32; L], i32, i32) -> [i32; L]) {
+        let mut next = rng(seed);
+        for i in 0..100_000 {
+            let m = if i % 7 == 0 { (next() % (1 << 31)) as i32 } else { (1 << 30) + (next() % (1 << 30)) as i32 };
+            let shift = (next() % 40) as i32 - 31;
+            let x: [i32; L] = core::array::from_fn(|c| match (i + c) % 4 {
+                0 => next() as i32,
+                1 => (next() % 2_000_001) as i32 - 1_000_000,
+                2 => [i32::MIN, i32::MAX, -1, 0, 1][(next() % 5) as usize],
+                _ => ((next() % 512) as i32 - 256) << 20,
+            });
+            let got = f(&x, m, shift);
+            for c in 0..L {
+                assert_eq!(got[c], crate::q::mbqm(x[c], m, shift), "x {} m {m} shift {shift}", x[c]);
+            }
+        }
+    }
+
     /// The 8-lane `mbqm` of the host's int8 ADD equals `q::mbqm` lane by lane (only built on
     /// x86-64 with AVX2: `-C target-cpu=native`).
     #[cfg(all(target_arch = "x86_64", target_feature = "avx2"))]
     #[test]
     fn mbqm8_matches_mbqm() {
         use core::arch::x86_64::*;
-        let mut next = rng(0x3b9a_ca07_0000_0001);
-        for i in 0..100_000 {
-            let m = if i % 7 == 0 { (next() % (1 << 31)) as i32 } else { (1 << 30) + (next() % (1 << 30)) as i32 };
-            let shift = (next() % 40) as i32 - 31;
-            let x: [i32; 8] = core::array::from_fn(|_| match i % 3 {
-                0 => next() as i32,
-                1 => (next() % 2_000_001) as i32 - 1_000_000,
-                _ => ((next() % 512) as i32 - 256) << 20,
-            });
+        mbqm_lanes_match::<8>(0x3b9a_ca07_0000_0001, |x, m, shift| {
             let mut got = [0i32; 8];
             // SAFETY: 32-byte unaligned load and store of local arrays.
-            unsafe {
-                let v = x86::mbqm8(_mm256_loadu_si256(x.as_ptr() as *const __m256i), m, shift);
-                _mm256_storeu_si256(got.as_mut_ptr() as *mut __m256i, v);
-            }
-            for c in 0..8 {
-                assert_eq!(got[c], crate::q::mbqm(x[c], m, shift), "x {} m {m} shift {shift}", x[c]);
-            }
-        }
+            unsafe { _mm256_storeu_si256(got.as_mut_ptr() as *mut __m256i, x86::mbqm8(_mm256_loadu_si256(x.as_ptr() as *const __m256i), m, shift)) };
+            got
+        });
     }
 
     /// The 16-lane `mbqm` (AVX-512) equals `q::mbqm` lane by lane.
@@ -2748,26 +2762,12 @@ pub(crate) mod tests {
     #[test]
     fn mbqm16_matches_mbqm() {
         use core::arch::x86_64::*;
-        let mut next = rng(0x3b9a_ca07_0000_0002);
-        for i in 0..100_000 {
-            let m = if i % 7 == 0 { (next() % (1 << 31)) as i32 } else { (1 << 30) + (next() % (1 << 30)) as i32 };
-            let shift = (next() % 40) as i32 - 31;
-            let x: [i32; 16] = core::array::from_fn(|c| match (i + c) % 4 {
-                0 => next() as i32,
-                1 => (next() % 2_000_001) as i32 - 1_000_000,
-                2 => [i32::MIN, i32::MAX, -1, 0, 1][(next() % 5) as usize],
-                _ => ((next() % 512) as i32 - 256) << 20,
-            });
+        mbqm_lanes_match::<16>(0x3b9a_ca07_0000_0002, |x, m, shift| {
             let mut got = [0i32; 16];
             // SAFETY: 64-byte unaligned load and store of local arrays.
-            unsafe {
-                let v = x86::mbqm16(_mm512_loadu_si512(x.as_ptr() as *const __m512i), m, shift);
-                _mm512_storeu_si512(got.as_mut_ptr() as *mut __m512i, v);
-            }
-            for c in 0..16 {
-                assert_eq!(got[c], crate::q::mbqm(x[c], m, shift), "x {} m {m} shift {shift}", x[c]);
-            }
-        }
+            unsafe { _mm512_storeu_si512(got.as_mut_ptr() as *mut __m512i, x86::mbqm16(_mm512_loadu_si512(x.as_ptr() as *const __m512i), m, shift)) };
+            got
+        });
     }
 
     /// The 16-lane input stage of the int8 ADD equals `q::mbqm(t << 20, m, s)` for every
