@@ -253,11 +253,31 @@ pub fn get_reciprocal(x: i32, x_integer_digits: i32) -> (i32, i32) {
 }
 
 /// The normalisation step of TFLite's int8 softmax: given the sum of exponentials
-/// (Q12.19) returns `(shifted_scale, exponent)` for [`softmax_out`].
+/// (Q12.19, positive) returns `(shifted_scale, exponent)` for [`softmax_out`].
+///
+/// Equal to `get_reciprocal(sum_of_exps, 12)` (gemmlowp's Newton-Raphson reciprocal) for
+/// every positive sum, in fewer instructions because its domain is known (the sum of a
+/// softmax row is at least 2^19: the row's maximum contributes exp(0)):
+/// - with `norm = sum << clz(sum)` in `[2^31, 2^32)`, the half denominator
+///   `rounding_half_sum(norm - 2^31, i32::MAX)` is `norm / 2`;
+/// - every doubling high multiply has an operand in `(0, 2^31)`, so none saturates;
+/// - the Newton correction `x * (1 - hd * x)` stays far below the `Rescale<2>` limit (the
+///   linear start `48/17 - 32/17 hd` is within 1/17 of `1/hd`), so it is a plain shift;
+/// - `x` is positive, so the final doubling saturates only upward.
+///
+/// `softmax_scale_is_get_reciprocal` checks the equality.
 #[inline]
 pub fn softmax_scale(sum_of_exps: i32) -> (i32, i32) {
-    let (scale, bits) = get_reciprocal(sum_of_exps, 12);
-    (scale, bits + 31 - 8)
+    let headroom = (sum_of_exps as u32).leading_zeros();
+    let half_denominator = ((sum_of_exps as u32).wrapping_shl(headroom) >> 1) as i32;
+    let mul = |a: i32, b: i32| ((a as i64 * b as i64 + (1 << 30)) >> 31) as i32;
+    let mut x = 1515870810i32.wrapping_add(mul(half_denominator, -1010580540)); // 48/17 - 32/17 hd, Q2.29
+    for _ in 0..3 {
+        let one_minus = (1i32 << 29).wrapping_sub(mul(half_denominator, x));
+        x = x.wrapping_add(mul(x, one_minus).wrapping_shl(2));
+    }
+    let scale = if x >= 1 << 30 { i32::MAX } else { x << 1 };
+    (scale, 12 - headroom as i32 + 31 - 8)
 }
 
 /// One int8 softmax output from its exponential (Q0.31), `(scale, exponent)` from
@@ -296,6 +316,39 @@ mod tests {
             let zp = (next() % 256) as i32 - 128;
             let (lo, hi) = if i % 3 == 0 { (zp.max(-128), 127) } else { (-128, 127) };
             assert_eq!(requant(acc, m, shift, zp, lo, hi), clamp(mbqm(acc, m, shift).wrapping_add(zp), lo, hi) as i8, "acc {acc} m {m} shift {shift}");
+        }
+    }
+
+    /// The specialised `softmax_scale` against the general `get_reciprocal` on every
+    /// normalised sum's neighbourhood of powers of two and a stride over the whole positive
+    /// range (`softmax_scale_exhaustive`, ignored by default, checks all 2^31 - 1 sums).
+    #[test]
+    fn softmax_scale_is_get_reciprocal() {
+        let check = |s: i32| {
+            let (r, bits) = get_reciprocal(s, 12);
+            assert_eq!(softmax_scale(s), (r, bits + 31 - 8), "sum {s}");
+        };
+        for k in 0..31 {
+            for d in -3i64..=3 {
+                let s = (1i64 << k) + d;
+                if s >= 1 && s <= i32::MAX as i64 {
+                    check(s as i32);
+                }
+            }
+        }
+        let mut s = 1i64;
+        while s <= i32::MAX as i64 {
+            check(s as i32);
+            s += 7919;
+        }
+    }
+
+    #[test]
+    #[ignore]
+    fn softmax_scale_exhaustive() {
+        for s in 1..=i32::MAX {
+            let (r, bits) = get_reciprocal(s, 12);
+            assert_eq!(softmax_scale(s), (r, bits + 31 - 8), "sum {s}");
         }
     }
 

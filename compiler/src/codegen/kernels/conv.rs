@@ -664,16 +664,18 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             let taps = if pad_zp {
                 let zp = lit::i32(-in_off);
                 quote! {
+                    // Input rows, [b * H + iy][ix * C + c]: indexed so that the tests of `iy`
+                    // and `ix` also prove the reads in bounds (no bounds checks left).
+                    let rows = x0.as_chunks::<{ W * C }>().0;
                     for ky in 0..KH {
                         let iy = iy0 + (ky * DH) as isize;
                         for kx in 0..KW {
                             let ix = ix0 + (kx * DW) as isize;
                             let inside = iy >= 0 && iy < H as isize && ix >= 0 && ix < W as isize;
-                            let xb = if inside { ((b * H + iy as usize) * W + ix as usize) * C } else { 0 };
                             let wb = ((oc * KH + ky) * KW + kx) * C;
                             let w = &#w_id[wb..wb + C];
                             for ic in 0..C {
-                                let xv = if inside { x0.get_i8(xb + ic) as i32 } else { #zp };
+                                let xv = if inside { rows[b * H + iy as usize].get_i8(ix as usize * C + ic) as i32 } else { #zp };
                                 acc = acc.wrapping_add(xv * (w[ic] as i8 as i32));
                             }
                         }

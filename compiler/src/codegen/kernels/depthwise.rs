@@ -158,12 +158,15 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             let taps = if pad_zp {
                 let zp = lit::i32(-in_off);
                 quote! {
+                    // Input rows, [b * H + iy][ix * C + c]: indexed so that the tests of `iy`
+                    // and `ix` also prove the reads in bounds (no bounds checks left).
+                    let rows = x0.as_chunks::<{ W * C }>().0;
                     for ky in 0..KH {
                         let iy = iy0 + (ky * DH) as isize;
                         for kx in 0..KW {
                             let ix = ix0 + (kx * DW) as isize;
                             let xv = if iy >= 0 && iy < H as isize && ix >= 0 && ix < W as isize {
-                                x0.get_i8(((b * H + iy as usize) * W + ix as usize) * C + ic) as i32
+                                rows[b * H + iy as usize].get_i8(ix as usize * C + ic) as i32
                             } else {
                                 #zp
                             };

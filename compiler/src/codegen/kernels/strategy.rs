@@ -155,7 +155,7 @@ fn loop_estimate(ctx: &KernelCtx, k: &Kernel) -> Est {
         Op::FullyConnected { .. } => (6, 12, 150),
         Op::TransposeConv { .. } => (12, 12, 520),
         Op::AveragePool2d { .. } | Op::MaxPool2d { .. } => (0, 40, 260),
-        Op::Softmax { .. } => (0, 60, 420),
+        Op::Softmax { .. } => (0, 60, 300),
         _ => (0, 12, 200),
     };
     Est { instructions: k.macs * per_mac + out_elems * per_out, code_bytes: code, shared: Vec::new() }
