@@ -919,6 +919,42 @@ pub struct AddI8 {
     pub zp: i32,
     pub lo: i32,
     pub hi: i32,
+    /// Per input, `[q, r, b, sh, x0, d]` with `mbqm((x + off) << 20, m, s) = x * q + c +
+    /// ((x * r + b - (x < x0) * d) >> sh)` for every int8 `x`, and `c`, the two inputs'
+    /// constants summed: see [`add_stage_split`] (called at compile time). The host's AVX-512
+    /// loop then spends six instructions per input stage instead of ten.
+    pub split: Option<([[i32; 6]; 2], i32)>,
+}
+
+/// An int8 ADD's input stage `f(x) = mbqm((x + off) << 20, m, s)` as `x * q + c + ((x * r +
+/// b - (x < x0) * d) >> sh)` with every product and sum within int32: `([q, r, b, sh, x0, d],
+/// c)`, or `None` for stages outside its domain (`m <= 0`, `s > 0`, `sh = 11 - s > 23`).
+///
+/// With `t = x + off` and `e = -s`: `srdhm(t << 20, m) = floor((t m + 2^10) / 2^11)`, and the
+/// rounding division by `2^e` (half away from zero) of that is one floor, `floor((t m + K) /
+/// 2^(11 + e))`, with `K = 2^10 + 2^(10 + e)` for `t >= 0` and `2^11` less for `t < 0` (`e >=
+/// 1`). Splitting `m = q 2^sh + r` and `off m + K = c 2^sh + b` leaves `x * r + b` below
+/// `2^(sh + 8)`. Checked on all 256 inputs before it is returned.
+pub fn add_stage_split(off: i32, m: i32, s: i32) -> Option<([i32; 6], i32)> {
+    if !(-256..=256).contains(&off) || m <= 0 || s > 0 || 11 - s > 23 {
+        return None;
+    }
+    let (e, sh) = ((-s) as i64, (11 - s) as i64);
+    let m64 = m as i64;
+    let (q, r) = (m64 >> sh, m64 & ((1 << sh) - 1));
+    let k = off as i64 * m64 + (1 << 10) + if e > 0 { 1 << (10 + e) } else { 0 };
+    let (c, b) = (k >> sh, k & ((1 << sh) - 1));
+    let d = if e > 0 { 1i64 << 11 } else { 0 };
+    let x0 = -off as i64;
+    let fits = |v: i64| v >= i32::MIN as i64 && v <= i32::MAX as i64;
+    if !fits(c) {
+        return None;
+    }
+    let ok = (-128..=127i64).all(|x| {
+        let v = x * r + b - if x < x0 { d } else { 0 };
+        fits(v) && x * q + c + (v >> sh) == crate::q::mbqm(((x + off as i64) << 20) as i32, m, s) as i64
+    });
+    ok.then_some(([q as i32, r as i32, b as i32, sh as i32, x0 as i32, d as i32], c as i32))
 }
 
 /// [`AddI8`] over `n` elements: on x86-64 with AVX2, 8 at a time (the multiplies must not be
@@ -939,7 +975,9 @@ pub fn add_i8<A: Byte, B: Byte, Y: Out8>(p: &AddI8, a: &[A], b: &[B], n: usize, 
         // The usual case, inputs rescaled right (`s <= 0`) with non-negative multipliers,
         // takes the 32-bit input stages ([`x86::add_stage16`]); each case its own loop.
         let small = |s: i32| (-31..=0).contains(&s);
-        if small(p.s1) && small(p.s2) && p.m1 >= 0 && p.m2 >= 0 && p.mo >= 0 {
+        if let (Some(split), true) = (p.split, (-30..0).contains(&p.so) && p.mo >= 0) {
+            add16_split(p, &split, a, b, n, &mut y);
+        } else if small(p.s1) && small(p.s2) && p.m1 >= 0 && p.m2 >= 0 && p.mo >= 0 {
             add16::<A, B, Y, true>(p, a, b, n, &mut y);
         } else {
             add16::<A, B, Y, false>(p, a, b, n, &mut y);
@@ -1001,6 +1039,54 @@ fn add16<A: Byte, B: Byte, Y: Out8, const SMALL: bool>(p: &AddI8, a: &[A], b: &[
         // 64 at a time: two saturating packs (exact: the values are int8 already) leave
         // 128-bit lane `k` holding elements `4k..4k + 4` of each of the four vectors; one
         // dword permutation puts them in order for one 64-byte store.
+        let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+        let mut i = 0;
+        while i + 64 <= n {
+            let (v0, v1, v2, v3) = (lanes(i), lanes(i + 16), lanes(i + 32), lanes(i + 48));
+            let bytes = _mm512_packs_epi16(_mm512_packs_epi32(v0, v1), _mm512_packs_epi32(v2, v3));
+            _mm512_storeu_si512(y.span(i, 64) as *mut __m512i, _mm512_permutexvar_epi32(order, bytes));
+            i += 64;
+        }
+        while i + 16 <= n {
+            _mm_storeu_si128(y.span(i, 16) as *mut __m128i, _mm512_cvtepi32_epi8(lanes(i)));
+            i += 16;
+        }
+    }
+}
+
+/// [`add16`] with the input stages split ([`AddI8::split`]): per input `x * q + ((x * r + b
+/// - (x < x0) * d) >> sh)`, both constants in one `c`; the output stage as [`add16`]'s
+/// (`so` in `-30..=-1`, `mo >= 0`). The stages' constants in registers before the loop.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[inline(always)]
+#[allow(unsafe_code)]
+fn add16_split<A: Byte, B: Byte, Y: Out8>(p: &AddI8, split: &([[i32; 6]; 2], i32), a: &[A], b: &[B], n: usize, y: &mut Y) {
+    use core::arch::x86_64::*;
+    const { assert!(core::mem::size_of::<A>() == 1 && core::mem::size_of::<B>() == 1) };
+    let (a, b) = (&a[..n], &b[..n]);
+    let e = -p.so;
+    assert!((1..=30).contains(&e) && p.mo >= 0);
+    // SAFETY: AVX-512 arithmetic; 16-byte loads at `i + 16 <= n` inside `a` and `b` (one-byte
+    // elements, lengths checked above) and stores of 64 or 16 bytes at addresses
+    // `Out8::span` checked.
+    unsafe {
+        let v = _mm512_set1_epi32;
+        let k: [[__m512i; 6]; 2] = core::array::from_fn(|j| core::array::from_fn(|i| v(split.0[j][i])));
+        let c = v(split.1);
+        let (zp, lo, hi) = (v(p.zp), v(p.lo), v(p.hi));
+        let stage = |x: __m512i, k: &[__m512i; 6]| {
+            let t = _mm512_add_epi32(_mm512_mullo_epi32(x, k[1]), k[2]);
+            let t = _mm512_mask_sub_epi32(t, _mm512_cmplt_epi32_mask(x, k[4]), t, k[5]);
+            (_mm512_mullo_epi32(x, k[0]), _mm512_srav_epi32(t, k[3]))
+        };
+        let lanes = |i: usize| {
+            let va = _mm512_cvtepi8_epi32(_mm_loadu_si128(a.as_ptr().add(i) as *const __m128i));
+            let vb = _mm512_cvtepi8_epi32(_mm_loadu_si128(b.as_ptr().add(i) as *const __m128i));
+            let ((qa, ha), (qb, hb)) = (stage(va, &k[0]), stage(vb, &k[1]));
+            let sum = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(qa, qb), c), _mm512_add_epi32(ha, hb));
+            let r = x86::rdiv16(x86::srdhm16(sum, p.mo), e);
+            _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, zp), lo), hi)
+        };
         let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
         let mut i = 0;
         while i + 64 <= n {
@@ -2822,7 +2908,15 @@ pub(crate) mod tests {
                 zp: (next() % 256) as i32 - 128,
                 lo: -128,
                 hi: if round % 2 == 0 { 127 } else { 60 },
+                split: None,
             };
+            let mut p = p;
+            if round % 3 != 0 {
+                // The split input stages where the search finds them (the usual case).
+                if let (Some((k1, c1)), Some((k2, c2))) = (add_stage_split(p.off1, p.m1, p.s1), add_stage_split(p.off2, p.m2, p.s2)) {
+                    p.split = Some(([k1, k2], c1.wrapping_add(c2)));
+                }
+            }
             let mut y = std::vec![0i8; n];
             add_i8(&p, &a, &b, n, &mut y[..]);
             for i in 0..n {
@@ -2832,6 +2926,28 @@ pub(crate) mod tests {
                 assert_eq!(y[i], want, "round {round} element {i}");
             }
         }
+    }
+
+    /// `add_stage_split`'s form equals the input stage on every int8 input, and exists for
+    /// every stage TFLM's ADD gives (multipliers in `[2^30, 2^31)`, shifts 0 to -3).
+    #[test]
+    fn add_stage_split_is_the_stage() {
+        let mut next = rng(0x5917_5917_0000_0001);
+        let mut found = 0;
+        for i in 0..2000 {
+            let off = (next() % 256) as i32 - 127;
+            let m = if i == 0 { 1 << 30 } else if i == 1 { i32::MAX } else { (1 << 30) + (next() % (1 << 30)) as i32 };
+            let s = -((next() % 4) as i32);
+            if let Some((k, c)) = add_stage_split(off, m, s) {
+                found += 1;
+                for x in -128..=127i32 {
+                    let want = crate::q::mbqm((x + off) << 20, m, s);
+                    let got = x.wrapping_mul(k[0]).wrapping_add(c).wrapping_add((x * k[1] + k[2] - if x < k[4] { k[5] } else { 0 }) >> k[3]);
+                    assert_eq!(got, want, "off {off} m {m} s {s} x {x}");
+                }
+            }
+        }
+        assert_eq!(found, 2000, "split found for {found} of 2000 stages");
     }
 
     struct G3;
