@@ -2912,7 +2912,7 @@ pub(crate) mod tests {
             };
             let mut p = p;
             if round % 3 != 0 {
-                // The split input stages where the search finds them (the usual case).
+                // The split input stages (two rounds in three) where both exist.
                 if let (Some((k1, c1)), Some((k2, c2))) = (add_stage_split(p.off1, p.m1, p.s1), add_stage_split(p.off2, p.m2, p.s2)) {
                     p.split = Some(([k1, k2], c1.wrapping_add(c2)));
                 }
