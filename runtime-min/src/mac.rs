@@ -1036,9 +1036,23 @@ fn add16<A: Byte, B: Byte, Y: Out8, const SMALL: bool>(p: &AddI8, a: &[A], b: &[
             let sum = _mm512_add_epi32(stage(_mm512_add_epi32(va, o1), p.m1, p.s1), stage(_mm512_add_epi32(vb, o2), p.m2, p.s2));
             _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(out(sum), zp), lo), hi)
         };
-        // 64 at a time: two saturating packs (exact: the values are int8 already) leave
-        // 128-bit lane `k` holding elements `4k..4k + 4` of each of the four vectors; one
-        // dword permutation puts them in order for one 64-byte store.
+        store16(n, y, lanes);
+    }
+}
+
+/// The int8 ADD's stores: `lanes(i)` is elements `i..i + 16`, clamped to int8, as int32
+/// lanes; every whole 16 of the first `n` elements written to `y`. 64 at a time: two
+/// saturating packs (exact: the values are int8 already) leave 128-bit lane `k` holding
+/// elements `4k..4k + 4` of each of the four vectors; one dword permutation puts them in
+/// order for one 64-byte store.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+#[inline(always)]
+#[allow(unsafe_code)]
+fn store16<Y: Out8>(n: usize, y: &mut Y, lanes: impl Fn(usize) -> core::arch::x86_64::__m512i) {
+    use core::arch::x86_64::*;
+    // SAFETY: AVX-512 packs and permutation; stores of 64 or 16 bytes at addresses
+    // `Out8::span` checked.
+    unsafe {
         let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
         let mut i = 0;
         while i + 64 <= n {
@@ -1087,18 +1101,7 @@ fn add16_split<A: Byte, B: Byte, Y: Out8>(p: &AddI8, split: &([[i32; 6]; 2], i32
             let r = x86::rdiv16(x86::srdhm16(sum, p.mo), e);
             _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(r, zp), lo), hi)
         };
-        let order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-        let mut i = 0;
-        while i + 64 <= n {
-            let (v0, v1, v2, v3) = (lanes(i), lanes(i + 16), lanes(i + 32), lanes(i + 48));
-            let bytes = _mm512_packs_epi16(_mm512_packs_epi32(v0, v1), _mm512_packs_epi32(v2, v3));
-            _mm512_storeu_si512(y.span(i, 64) as *mut __m512i, _mm512_permutexvar_epi32(order, bytes));
-            i += 64;
-        }
-        while i + 16 <= n {
-            _mm_storeu_si128(y.span(i, 16) as *mut __m128i, _mm512_cvtepi32_epi8(lanes(i)));
-            i += 16;
-        }
+        store16(n, y, lanes);
     }
 }
 
