@@ -210,12 +210,27 @@ pub trait Rows {
 /// A convolution's geometry for the VNNI kernel's band of input rows ([`Rows::band`]).
 pub struct Band {
     pub c: usize,
+    pub kw: usize,
     pub oh: usize,
     pub ow: usize,
     pub kh: usize,
     pub sh: usize,
     pub sw: usize,
     pub pad_h: usize,
+}
+
+impl Band {
+    #[inline(always)]
+    fn of<G: ConvGeom>() -> Band {
+        Band { c: G::C, kw: G::KW, oh: G::OH, ow: G::OW, kh: G::KH, sh: G::SH, sw: G::SW, pad_h: G::PAD_H }
+    }
+
+    /// Words of a window in the VNNI layout of convolution windows: per kernel row
+    /// `ceil(KW * C / 4)` words (the row's values, then zero weights).
+    #[inline(always)]
+    pub fn words(&self) -> usize {
+        self.kh * (self.kw * self.c).div_ceil(4)
+    }
 }
 
 /// `dst[i] = src[i] ^ 0x80` (int8 values offset to uint8), 16 and 4 bytes at a time.
@@ -274,6 +289,23 @@ fn expand_from<B: Byte, const S: usize>(x: &[B], out: &mut [u32]) {
         out[j] = a;
         out[j + S] = b;
     }
+}
+
+/// [`Rows::band_row`] of a convolution's input `x` (zero point `zp`).
+#[inline(always)]
+fn band_row<B: Byte, G: ConvGeom>(x: &[B], zp: i8, b: usize, iy: isize, out: &mut [u8]) {
+    let (h, w, c) = (G::H, G::W, G::C);
+    let zb = zp as u8 ^ 0x80;
+    if iy < 0 || iy as usize >= h {
+        out.fill(zb);
+        return;
+    }
+    let left = (G::PAD_W * c).min(out.len());
+    out[..left].fill(zb);
+    let n = (w * c).min(out.len() - left);
+    let s = (b * h + iy as usize) * w * c;
+    xor_copy(&x[s..s + n], &mut out[left..left + n]);
+    out[left + n..].fill(zb);
 }
 
 /// The window of position `p` as bytes `x ^ 0x80` ([`Rows::bytes`]): per kernel row `rw`
@@ -419,22 +451,11 @@ impl<B: Byte, G: ConvGeom> Rows for Im2col<'_, B, G> {
     }
     #[inline(always)]
     fn band(&self) -> Option<Band> {
-        (G::DH == 1 && G::DW == 1).then_some(Band { c: G::C, oh: G::OH, ow: G::OW, kh: G::KH, sh: G::SH, sw: G::SW, pad_h: G::PAD_H })
+        (G::DH == 1 && G::DW == 1).then_some(Band::of::<G>())
     }
     #[inline(always)]
     fn band_row(&mut self, b: usize, iy: isize, out: &mut [u8]) {
-        let (h, w, c) = (G::H, G::W, G::C);
-        let zb = self.zp as u8 ^ 0x80;
-        if iy < 0 || iy as usize >= h {
-            out.fill(zb);
-            return;
-        }
-        let left = (G::PAD_W * c).min(out.len());
-        out[..left].fill(zb);
-        let n = (w * c).min(out.len() - left);
-        let s = (b * h + iy as usize) * w * c;
-        xor_copy(&self.x[s..s + n], &mut out[left..left + n]);
-        out[left + n..].fill(zb);
+        band_row::<B, G>(self.x, self.zp, b, iy, out);
     }
 
     #[inline(always)]
@@ -608,12 +629,21 @@ impl<B: Byte, G: ConvGeom> Rows for Paired<'_, B, G> {
     }
 
     const BYTES: bool = true;
-    /// Per kernel row `2 * ceil(KW * C / 2)` bytes (the pair words' values in their
-    /// natural order; the compiler packs the VNNI weights in that order), read from the
-    /// input itself (the ring is for the pair words).
+    /// As [`Im2col`]'s (per kernel row `4 * ceil(KW * C / 4)` bytes: the VNNI weights are
+    /// packed in that order, not in the pair words'), read from the input itself (the ring
+    /// is for the pair words).
     #[inline(always)]
     fn bytes(&mut self, p: usize, out: &mut [u8]) {
-        window_bytes::<B, G>(self.x, self.zp, p, (G::KW * G::C).div_ceil(2) * 2, out);
+        window_bytes::<B, G>(self.x, self.zp, p, (G::KW * G::C).div_ceil(4) * 4, out);
+    }
+    #[inline(always)]
+    fn band(&self) -> Option<Band> {
+        const { assert!(G::DH == 1 && G::DW == 1) };
+        Some(Band::of::<G>())
+    }
+    #[inline(always)]
+    fn band_row(&mut self, b: usize, iy: isize, out: &mut [u8]) {
+        band_row::<B, G>(self.x, self.zp, b, iy, out);
     }
 
     /// Two neighbours on one output row read overlapping words of the same converted
@@ -2198,10 +2228,12 @@ mod vnni {
         unsafe { core::slice::from_raw_parts(buf.as_ptr() as *const Group16, n) }
     }
 
-    /// [`super::gemm_4x2`] with the VNNI layout: blocks of `P` positions (8 for at most 32
-    /// channels, else 4; a last partial block repeats the last position), each block's
-    /// rows written as bytes into `xs` before any of its outputs, then per pass of up to 4
-    /// groups of 16 channels one [`tile`].
+    /// [`super::gemm_4x2`] with the VNNI layout: blocks of `P` positions (16 for at most 16
+    /// channels read from a band of rows, 8 for at most 32 channels, else 4; a last partial
+    /// block repeats the last position), each block's rows written as bytes into `xs`
+    /// before any of its outputs (or read in place from a band, see [`band`]), then per
+    /// pass of up to 4 groups of 16 channels one [`tile`]. A row is `STEPS / 2` words, or
+    /// for convolution windows ([`Rows::band`]) [`super::Band::words`].
     #[inline(always)]
     pub fn gemm<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, rows: &mut R, npos: usize, y: &mut Y, rev: bool, xs: &mut [u32]) {
         assert!(R::BYTES && STEPS % 2 == 0);
@@ -2209,7 +2241,9 @@ mod vnni {
         let pre = groups(l, FAST, &mut buf);
         // SAFETY: the words of `xs` as bytes (same memory, any bit pattern valid).
         let xb = unsafe { core::slice::from_raw_parts_mut(xs.as_mut_ptr() as *mut u8, 4 * xs.len()) };
-        if l.cout <= 32 {
+        if l.cout <= 16 && rows.band().is_some() {
+            blocks::<R, Y, FAST, STEPS, 16>(l, pre, rows, npos, y, rev, xb);
+        } else if l.cout <= 32 {
             blocks::<R, Y, FAST, STEPS, 8>(l, pre, rows, npos, y, rev, xb);
         } else {
             blocks::<R, Y, FAST, STEPS, 4>(l, pre, rows, npos, y, rev, xb);
@@ -2218,14 +2252,20 @@ mod vnni {
 
     #[inline(always)]
     fn blocks<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize, const P: usize>(l: &Gemm, pre: &[Group16], rows: &mut R, npos: usize, y: &mut Y, rev: bool, xb: &mut [u8]) {
-        let kp = 2 * STEPS;
-        let kq = STEPS / 2;
-        if let Some(bd) = rows.band() {
+        let band_geom = rows.band();
+        let kq = band_geom.as_ref().map_or(STEPS / 2, |bd| bd.words());
+        let kp = 4 * kq;
+        if let Some(bd) = band_geom {
             let rw = 4 * kq / bd.kh.max(1);
             let row_len = (bd.ow - 1) * bd.sw * bd.c + rw;
             if bd.kh <= MAX_KH && bd.kh * rw == 4 * kq && bd.kh * row_len <= BAND_BYTES {
-                return band::<R, Y, FAST, STEPS, P>(l, pre, rows, &bd, npos / (bd.oh * bd.ow), rw, row_len, y, rev);
+                return band::<R, Y, FAST, P>(l, pre, rows, &bd, npos / (bd.oh * bd.ow), rw, row_len, kq, y, rev);
             }
+        }
+        if P > 8 {
+            // The scratch holds 8 positions' rows (the compiler's `xs` is at least `32 * kq`
+            // bytes).
+            return blocks::<R, Y, FAST, STEPS, 8>(l, pre, rows, npos, y, rev, xb);
         }
         let xb = &mut xb[..P * kp];
         let nb = npos.div_ceil(P);
@@ -2257,8 +2297,7 @@ mod vnni {
     /// [`Rows::bytes`] would read it, so in-place layers stay correct.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn band<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize, const P: usize>(l: &Gemm, pre: &[Group16], rows: &mut R, bd: &super::Band, n: usize, rw: usize, row_len: usize, y: &mut Y, rev: bool) {
-        let kq = STEPS / 2;
+    fn band<R: Rows, Y: Out8, const FAST: bool, const P: usize>(l: &Gemm, pre: &[Group16], rows: &mut R, bd: &super::Band, n: usize, rw: usize, row_len: usize, kq: usize, y: &mut Y, rev: bool) {
         let kh = bd.kh;
         // Every position's window row (`rw` bytes from `ox * SW * C`) lies inside its slot.
         assert!(kh >= 1 && kh <= MAX_KH && (bd.ow - 1) * bd.sw * bd.c + rw <= row_len && rw * kh == 4 * kq);
@@ -2319,7 +2358,6 @@ mod vnni {
             let n = l.cout - oc0;
             let left = g16 - g;
             let take = super::gemm_vnni_pass(l.cout, left);
-            debug_assert!(P == if l.cout <= 32 { 8 } else { 4 });
             // SAFETY: as the caller guarantees.
             unsafe {
                 match take {

@@ -47,8 +47,10 @@ pub struct Packed {
     /// For x86-64 with AVX-512 VNNI (same layers as `w8`): the weights as int8 (not
     /// doubled), per pass of the kernel's groups of 16 channels
     /// (`microgen_rt::mac::gemm_vnni_pass`), per 4 values of the row, the groups' 16
-    /// channels' 4 (`[steps / 2][G][16][4]`, zero past `cout`), read by `VPDPBUSD`.
+    /// channels' 4 (`[kq4][G][16][4]`, zero past `cout`), read by `VPDPBUSD`.
     pub w4: Vec<u8>,
+    /// Words of a row in the VNNI layout ([`RowSource::vnni_order`]).
+    pub kq4: usize,
     /// The bias for `w4`: `bias` minus `128 * sum(w)` (doubled with it), for inputs read
     /// as `x ^ 0x80 = x + 128`.
     pub bias4: Vec<i32>,
@@ -137,9 +139,9 @@ pub fn steps_for(k: usize, tile: Tile) -> usize {
 /// (multiplier, shift), `out_zp` the output zero point, `lo..=hi` the output range. A
 /// packed row has `kp` values; `kmap` gives the weight index of each (`None`: a zero).
 #[allow(clippy::too_many_arguments)]
-/// `order` gives, for the VNNI layout (`w4`, rows read as bytes in the window's natural
-/// order), the packed index of each byte of the row ([`RowSource::byte_order`]).
-pub fn pack(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>, order: &dyn Fn(usize) -> usize, cout: usize, bias: &[i32], in_off: i32, mults: &[(i32, i32)], out_zp: i32, lo: i32, hi: i32, tile: Tile) -> Packed {
+/// `vnni` gives the words of the VNNI kernels' row and the packed index of each of its
+/// bytes ([`RowSource::vnni_order`]).
+pub fn pack(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>, vnni: (usize, &dyn Fn(usize) -> Option<usize>), cout: usize, bias: &[i32], in_off: i32, mults: &[(i32, i32)], out_zp: i32, lo: i32, hi: i32, tile: Tile) -> Packed {
     let steps = steps_for(kp, tile);
     let (fast, rq) = channel_rqs(cout, |o| w[o * k..(o + 1) * k].iter().copied(), bias, in_off, mults, out_zp, lo, hi);
     let scale: i32 = if fast { 2 } else { 1 };
@@ -181,7 +183,8 @@ pub fn pack(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>
     } else {
         Vec::new()
     };
-    let w4: Vec<u8> = if w8.is_empty() { Vec::new() } else { vnni_layout(cout, steps / 2, &|left| microgen_rt::mac::gemm_vnni_pass(cout, left), &|o, i| raw(o, order(i))) };
+    let (kq4, order) = vnni;
+    let w4: Vec<u8> = if w8.is_empty() { Vec::new() } else { vnni_layout(cout, kq4, &|left| microgen_rt::mac::gemm_vnni_pass(cout, left), &|o, i| order(i).map_or(0, |j| raw(o, j))) };
     let wsum = |o: usize| -> i32 { w[o * k..(o + 1) * k].iter().fold(0i32, |a, &v| a.wrapping_add(v as i32)) };
     let bias_p: Vec<i32> = (0..tiles * tc)
         .map(|o| if o >= cout { 0 } else { bias[o].wrapping_add(in_off.wrapping_mul(wsum(o))).wrapping_mul(scale) })
@@ -191,7 +194,7 @@ pub fn pack(w: &[i8], k: usize, kp: usize, kmap: &dyn Fn(usize) -> Option<usize>
     } else {
         bias_p.iter().enumerate().map(|(o, &b)| if o >= cout { 0 } else { b.wrapping_sub(wsum(o).wrapping_mul(128 * scale)) }).collect()
     };
-    Packed { steps, tile, w: words, w8, w4, bias4, bias: bias_p, rq, fast }
+    Packed { steps, tile, w: words, w8, w4, kq4, bias4, bias: bias_p, rq, fast }
 }
 
 /// Weights in the layout of the x86-64 VNNI kernels (`VPDPBUSD`): groups of 16 output
@@ -273,14 +276,29 @@ impl RowSource {
         }
     }
 
-    /// For each byte of a row as `microgen_rt::mac::Rows::bytes` writes it (the window's
-    /// values in their natural order), the index of that value in the packed row of
-    /// [`RowSource::layout`]: the same, except for [`RowSource::Paired`], whose packed row
-    /// swaps the middle two of every 4 values.
-    pub fn byte_order(&self) -> Box<dyn Fn(usize) -> usize> {
-        match self {
-            RowSource::Paired { .. } => Box::new(|l| l / 4 * 4 + [0, 2, 1, 3][l % 4]),
-            _ => Box::new(|l| l),
+    /// The row of the VNNI kernels (`microgen_rt::mac::Rows::bytes`, or a window read in
+    /// place from a band of rows): its words, and for each of its bytes the index of that
+    /// value in the packed row of [`RowSource::layout`] (`None`: a zero weight). The same
+    /// row except for [`RowSource::Paired`]: the VNNI kernel reads its windows as
+    /// [`RowSource::Im2col`]'s (each window row `ceil(KW * C / 4)` words, which a band of
+    /// input rows holds in place), while its packed row has window rows of `ceil(KW * C /
+    /// 2)` pairs, the middle two of every 4 values swapped.
+    pub fn vnni_order(&self) -> (usize, Box<dyn Fn(usize) -> Option<usize>>) {
+        let (kp, _) = self.layout();
+        match *self {
+            RowSource::Paired { g, .. } => {
+                let (kh, span) = (g[5], g[6] * g[2]);
+                let (rw4, rw2) = (span.div_ceil(4) * 4, span.div_ceil(2) * 2);
+                (
+                    kh * rw4 / 4,
+                    Box::new(move |i| {
+                        let (ky, j) = (i / rw4, i % rw4);
+                        let l = ky * rw2 + j;
+                        (ky < kh && j < span).then_some(l / 4 * 4 + [0, 2, 1, 3][l % 4])
+                    }),
+                )
+            }
+            _ => (kp.div_ceil(4), Box::new(move |i| (i < kp).then_some(i))),
         }
     }
 
@@ -405,7 +423,8 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
     // Long dense rows of 8x1 tiles are expanded a block at a time (bounded stack).
     let blocked = p.tile == Tile::C8P1 && p.steps > BLOCK_WORDS && matches!(src, RowSource::Dense { .. });
     let (func, xs_words) = match p.tile {
-        Tile::C4P2 => (quote!(::microgen_rt::mac::gemm_4x2), 2 * p.steps + 2),
+        // (And for the VNNI kernel, 8 rows of `kq4` words.)
+        Tile::C4P2 => (quote!(::microgen_rt::mac::gemm_4x2), (2 * p.steps + 2).max(4 * p.kq4)),
         Tile::C8P1 if blocked => (quote!(::microgen_rt::mac::gemm_8x1_blocked), BLOCK_WORDS),
         Tile::C8P1 => (quote!(::microgen_rt::mac::gemm_8x1), p.steps),
     };
