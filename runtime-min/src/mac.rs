@@ -2253,13 +2253,17 @@ mod vnni {
     #[inline(always)]
     fn blocks<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize, const P: usize>(l: &Gemm, pre: &[Group16], rows: &mut R, npos: usize, y: &mut Y, rev: bool, xb: &mut [u8]) {
         let band_geom = rows.band();
-        let kq = band_geom.as_ref().map_or(STEPS / 2, |bd| bd.words());
+        // (`STEPS / 2` itself where equal: a constant for the loops.)
+        let kq = match &band_geom {
+            Some(bd) if bd.words() != STEPS / 2 => bd.words(),
+            _ => STEPS / 2,
+        };
         let kp = 4 * kq;
         if let Some(bd) = band_geom {
             let rw = 4 * kq / bd.kh.max(1);
             let row_len = (bd.ow - 1) * bd.sw * bd.c + rw;
             if bd.kh <= MAX_KH && bd.kh * rw == 4 * kq && bd.kh * row_len <= BAND_BYTES {
-                return band::<R, Y, FAST, P>(l, pre, rows, &bd, npos / (bd.oh * bd.ow), rw, row_len, kq, y, rev);
+                return band::<R, Y, FAST, STEPS, P>(l, pre, rows, &bd, npos / (bd.oh * bd.ow), rw, row_len, y, rev);
             }
         }
         if P > 8 {
@@ -2297,7 +2301,8 @@ mod vnni {
     /// [`Rows::bytes`] would read it, so in-place layers stay correct.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn band<R: Rows, Y: Out8, const FAST: bool, const P: usize>(l: &Gemm, pre: &[Group16], rows: &mut R, bd: &super::Band, n: usize, rw: usize, row_len: usize, kq: usize, y: &mut Y, rev: bool) {
+    fn band<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize, const P: usize>(l: &Gemm, pre: &[Group16], rows: &mut R, bd: &super::Band, n: usize, rw: usize, row_len: usize, y: &mut Y, rev: bool) {
+        let kq = if bd.words() != STEPS / 2 { bd.words() } else { STEPS / 2 };
         let kh = bd.kh;
         // Every position's window row (`rw` bytes from `ox * SW * C`) lies inside its slot.
         assert!(kh >= 1 && kh <= MAX_KH && (bd.ow - 1) * bd.sw * bd.c + rw <= row_len && rw * kh == 4 * kq);
