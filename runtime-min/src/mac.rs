@@ -2228,8 +2228,8 @@ mod vnni {
         unsafe { core::slice::from_raw_parts(buf.as_ptr() as *const Group16, n) }
     }
 
-    /// [`super::gemm_4x2`] with the VNNI layout: blocks of `P` positions (16 for at most 16
-    /// channels read from a band of rows, 8 for at most 32 channels, else 4; a last partial
+    /// [`super::gemm_4x2`] with the VNNI layout: blocks of `P` positions (8 for at most 32
+    /// channels, else 4; a last partial
     /// block repeats the last position), each block's rows written as bytes into `xs`
     /// before any of its outputs (or read in place from a band, see [`band`]), then per
     /// pass of up to 4 groups of 16 channels one [`tile`]. A row is `STEPS / 2` words, or
@@ -2241,9 +2241,7 @@ mod vnni {
         let pre = groups(l, FAST, &mut buf);
         // SAFETY: the words of `xs` as bytes (same memory, any bit pattern valid).
         let xb = unsafe { core::slice::from_raw_parts_mut(xs.as_mut_ptr() as *mut u8, 4 * xs.len()) };
-        if l.cout <= 16 && rows.band().is_some() {
-            blocks::<R, Y, FAST, STEPS, 16>(l, pre, rows, npos, y, rev, xb);
-        } else if l.cout <= 32 {
+        if l.cout <= 32 {
             blocks::<R, Y, FAST, STEPS, 8>(l, pre, rows, npos, y, rev, xb);
         } else {
             blocks::<R, Y, FAST, STEPS, 4>(l, pre, rows, npos, y, rev, xb);
@@ -2265,11 +2263,6 @@ mod vnni {
             if bd.kh <= MAX_KH && bd.kh * rw == 4 * kq && bd.kh * row_len <= BAND_BYTES {
                 return band::<R, Y, FAST, STEPS, P>(l, pre, rows, &bd, npos / (bd.oh * bd.ow), rw, row_len, y, rev);
             }
-        }
-        if P > 8 {
-            // The scratch holds 8 positions' rows (the compiler's `xs` is at least `32 * kq`
-            // bytes).
-            return blocks::<R, Y, FAST, STEPS, 8>(l, pre, rows, npos, y, rev, xb);
         }
         let xb = &mut xb[..P * kp];
         let nb = npos.div_ceil(P);
@@ -2363,6 +2356,7 @@ mod vnni {
             let n = l.cout - oc0;
             let left = g16 - g;
             let take = super::gemm_vnni_pass(l.cout, left);
+            debug_assert!(P == if l.cout <= 32 { 8 } else { 4 });
             // SAFETY: as the caller guarantees.
             unsafe {
                 match take {
