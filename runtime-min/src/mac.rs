@@ -2229,10 +2229,9 @@ mod vnni {
     }
 
     /// [`super::gemm_4x2`] with the VNNI layout: blocks of `P` positions (8 for at most 32
-    /// channels, else 4; a last partial
-    /// block repeats the last position), each block's rows written as bytes into `xs`
-    /// before any of its outputs (or read in place from a band, see [`band`]), then per
-    /// pass of up to 4 groups of 16 channels one [`tile`]. A row is `STEPS / 2` words, or
+    /// channels, else 4; a last partial block repeats the last position), each block's
+    /// rows written as bytes into `xs` before any of its outputs (or read in place from a
+    /// band, see [`band`]), then per pass of up to 4 groups of 16 channels one [`tile`]. A row is `STEPS / 2` words, or
     /// for convolution windows ([`Rows::band`]) [`super::Band::words`].
     #[inline(always)]
     pub fn gemm<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, rows: &mut R, npos: usize, y: &mut Y, rev: bool, xs: &mut [u32]) {
@@ -2251,17 +2250,13 @@ mod vnni {
     #[inline(always)]
     fn blocks<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize, const P: usize>(l: &Gemm, pre: &[Group16], rows: &mut R, npos: usize, y: &mut Y, rev: bool, xb: &mut [u8]) {
         let band_geom = rows.band();
-        // (`STEPS / 2` itself where equal: a constant for the loops.)
-        let kq = match &band_geom {
-            Some(bd) if bd.words() != STEPS / 2 => bd.words(),
-            _ => STEPS / 2,
-        };
+        let kq = band_geom.as_ref().map_or(STEPS / 2, |bd| bd.words());
         let kp = 4 * kq;
         if let Some(bd) = band_geom {
             let rw = 4 * kq / bd.kh.max(1);
             let row_len = (bd.ow - 1) * bd.sw * bd.c + rw;
             if bd.kh <= MAX_KH && bd.kh * rw == 4 * kq && bd.kh * row_len <= BAND_BYTES {
-                return band::<R, Y, FAST, STEPS, P>(l, pre, rows, &bd, npos / (bd.oh * bd.ow), rw, row_len, y, rev);
+                return band::<R, Y, FAST, P>(l, pre, rows, &bd, npos / (bd.oh * bd.ow), rw, row_len, kq, y, rev);
             }
         }
         let xb = &mut xb[..P * kp];
@@ -2294,8 +2289,7 @@ mod vnni {
     /// [`Rows::bytes`] would read it, so in-place layers stay correct.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn band<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize, const P: usize>(l: &Gemm, pre: &[Group16], rows: &mut R, bd: &super::Band, n: usize, rw: usize, row_len: usize, y: &mut Y, rev: bool) {
-        let kq = if bd.words() != STEPS / 2 { bd.words() } else { STEPS / 2 };
+    fn band<R: Rows, Y: Out8, const FAST: bool, const P: usize>(l: &Gemm, pre: &[Group16], rows: &mut R, bd: &super::Band, n: usize, rw: usize, row_len: usize, kq: usize, y: &mut Y, rev: bool) {
         let kh = bd.kh;
         // Every position's window row (`rw` bytes from `ox * SW * C`) lies inside its slot.
         assert!(kh >= 1 && kh <= MAX_KH && (bd.ow - 1) * bd.sw * bd.c + rw <= row_len && rw * kh == 4 * kq);

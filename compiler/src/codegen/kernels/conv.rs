@@ -602,7 +602,8 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                     RowSource::window([g.h, g.w, g.c, g.oh, g.ow, kh, kw, g.sh, g.sw, g.dh, g.dw, g.pad_h, g.pad_w], -in_off)
                 };
                 let (kp, kmap) = src.layout();
-                let p = gemm::pack(&wi8, kn, kp, &*kmap, (src.vnni_order().0, &*src.vnni_order().1), cout, &bias_v, in_off, &mults, out_zp, amin, amax, Tile::C4P2);
+                let (kq4, order) = src.vnni_order();
+                let p = gemm::pack(&wi8, kn, kp, &*kmap, (kq4, &*order), cout, &bias_v, in_off, &mults, out_zp, amin, amax, Tile::C4P2);
                 let (statics, body, scratch) = gemm::emit(ctx, &p, &src, g.n * g.oh * g.ow, amin, amax);
                 let doc = format!(
                     "{shape_doc}, int8, {} weights, activation {}, {macs} MACs; packed {} tiles ({}), {} requantization, {scratch} B of stack scratch",

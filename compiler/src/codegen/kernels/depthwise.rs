@@ -451,7 +451,8 @@ fn emit_fast(
         let w: Vec<i8> = (0..cout).flat_map(|o| (0..kn).map(move |t| wdata[t * cout + o] as i8)).collect();
         let src = RowSource::window([g.h, g.w, g.c, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.pad_h, g.pad_w], -in_off);
         let (kp, kmap) = src.layout();
-        let p = gemm::pack(&w, kn, kp, &*kmap, (src.vnni_order().0, &*src.vnni_order().1), cout, bias, in_off, mults, out_zp, lo, hi, Tile::C4P2);
+        let (kq4, order) = src.vnni_order();
+        let p = gemm::pack(&w, kn, kp, &*kmap, (kq4, &*order), cout, bias, in_off, mults, out_zp, lo, hi, Tile::C4P2);
         let (statics, body, scratch) = gemm::emit(ctx, &p, &src, g.n * g.oh * g.ow, lo, hi);
         let doc = format!(
             "{shape_doc}, int8, per-channel weights, {macs} MACs; one input channel: packed 4x2 tiles over the windows, {} requantization, {scratch} B of stack scratch",

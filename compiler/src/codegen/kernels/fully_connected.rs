@@ -120,7 +120,8 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 let tile = if batches == 1 { Tile::C8P1 } else { Tile::C4P2 };
                 let src = RowSource::Dense { k: depth };
                 let (kp, kmap) = src.layout();
-                let p = gemm::pack(&wi8, depth, kp, &*kmap, (src.vnni_order().0, &*src.vnni_order().1), out_n, &bias_v, in_offset, &mults, yq.zp(), amin, amax, tile);
+                let (kq4, order) = src.vnni_order();
+                let p = gemm::pack(&wi8, depth, kp, &*kmap, (kq4, &*order), out_n, &bias_v, in_offset, &mults, yq.zp(), amin, amax, tile);
                 let (statics, body, scratch) = gemm::emit(ctx, &p, &src, batches, amin, amax);
                 let doc = format!(
                     "[{batches} x {depth}] -> [{batches} x {out_n}], int8, {} weights, activation {}, {macs} MACs; packed {} tiles, {} requantization, {scratch} B of stack scratch",
