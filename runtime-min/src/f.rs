@@ -147,17 +147,35 @@ pub fn logistic(x: f32) -> f32 {
     }
 }
 
-/// Output positions per float tile: enough independent accumulator chains to hide the
-/// add (or fused multiply-add) latency of a wide vector unit on the host: 6 x 16 channels
-/// are 12 accumulators, 2 weight vectors and a broadcast, 15 of the 16 AVX registers (4
-/// without FMA, where each product needs a register of its own); one position on the
-/// microcontrollers (16 channels already fill an FPU's register file).
-#[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
-pub const TILE_P: usize = 6;
-#[cfg(all(target_arch = "x86_64", not(all(target_feature = "avx", target_feature = "fma"))))]
-pub const TILE_P: usize = 4;
-#[cfg(not(target_arch = "x86_64"))]
-pub const TILE_P: usize = 1;
+/// Output positions per float tile of `n` channels: enough independent accumulator chains to
+/// hide the fused multiply-add latency of the host's vector unit while the accumulators, the
+/// block's weight vectors and a broadcast stay in registers: with AVX-512 (32 registers of 16
+/// lanes) 12 positions of up to 16 channels or 8 of 32 (16 accumulators); with AVX and FMA
+/// (16 registers of 8 lanes) 6 of 16 or 3 of 32 (12 accumulators); without FMA 4 of 16 (each
+/// product needs a register of its own); one position on the microcontrollers (16 channels
+/// already fill an FPU's register file).
+pub const fn tile_p(n: usize) -> usize {
+    let lanes = if cfg!(all(target_arch = "x86_64", target_feature = "avx512f")) {
+        16
+    } else {
+        8
+    };
+    let vectors = if n > lanes { n.div_ceil(lanes) } else { 1 };
+    let budget = if cfg!(all(target_arch = "x86_64", target_feature = "avx512f")) {
+        if vectors == 1 { 12 } else { 16 }
+    } else if cfg!(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma")) {
+        12
+    } else if cfg!(target_arch = "x86_64") {
+        8
+    } else {
+        return 1;
+    };
+    let p = budget / vectors;
+    if p == 0 { 1 } else { p }
+}
+
+/// [`tile_p`] of 16 channels: the host's tile of float blocks.
+pub const TILE_P: usize = tile_p(16);
 
 /// Whether this build fuses the float multiply-adds of [`madd`] and [`madd_lanes`] (and so of
 /// [`tile`], [`gemv`] and the generated packed float kernels): an x86-64 host with FMA (the

@@ -1031,7 +1031,45 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
                 }
             }
         };
-        let fill_bytes = fill(quote!(xb), quote!(((#qexpr) + 128) as u8));
+        // With the whole batch quantized once into `qx` (below), the window's bytes are
+        // copied from it, a kernel row's taps inside the input at a time.
+        let qbuf = vnni_form && g.h * g.w * g.c <= 65536;
+        let fill_bytes = if qbuf {
+            quote! {
+                for ky in ky0..ky1 {
+                    let iy = (iy0 + (ky * DH) as isize) as usize;
+                    let ix = (ix0 + kx0 as isize) as usize;
+                    xb[(ky * KW + kx0) * C..(ky * KW + kx1) * C].copy_from_slice(&qx[(iy * W + ix) * C..(iy * W + ix + (kx1 - kx0)) * C]);
+                }
+            }
+        } else {
+            fill(quote!(xb), quote!(((#qexpr) + 128) as u8))
+        };
+        // The batch's values quantized once, as bytes `q + 128` (16 lanes at a time).
+        let quantize_all = if qbuf {
+            quote! {
+                #[cfg(#vnni)]
+                let qx = {
+                    let mut qx = [0u8; H * W * C];
+                    let mut v = [0.0f32; 16];
+                    let mut i = 0;
+                    while i + 16 <= H * W * C {
+                        x0.read_f32s(xb0 + i, &mut v);
+                        for l in 0..16 {
+                            qx[i + l] = (::microgen_rt::f::round_clamp(v[l] * inv, -127, 127) + 128) as u8;
+                        }
+                        i += 16;
+                    }
+                    for i in i..H * W * C {
+                        let v = x0.get_f32(xb0 + i);
+                        qx[i] = (#qexpr + 128) as u8;
+                    }
+                    qx
+                };
+            }
+        } else {
+            quote!()
+        };
         let fill_patch = fill(quote!(patch), quote!((#qexpr) as i16));
         // The position's values as bytes, then the sums 16 channels at a time, each group's
         // two halves through `put` (below; defined before this block runs).
@@ -1078,6 +1116,7 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
             quote! {
                 #minmax
                 #qparams
+                #quantize_all
             },
             quote! {
                 // The float scaling of block `j`'s 8 sums and their stores (`mut` for an

@@ -112,7 +112,56 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
         }
     };
     let chs = g.chans(&quote!(C));
-    let body = g.loops(&quote!(C), quote!(), quote!(for ch in #chs { #body }));
+    let per_position = match (x.dtype, avg) {
+        // Float on the host: blocks of 16 channels, one lane per channel (each lane sums or
+        // compares its taps in the same order as the channel loop: the same results), then
+        // the channels left over one by one. Blocks and channels run in the loop's direction
+        // and a block reads its whole window before it writes.
+        (DType::F32, _) if c >= 16 => {
+            let clamp = clamp_f32(act);
+            let (init, step, fin) = if avg {
+                (quote!(0.0f32), quote!(acc[l] += v[l];), quote!(acc[l] / (#count as f32)))
+            } else {
+                (quote!(f32::MIN), quote!(if v[l] > acc[l] { acc[l] = v[l]; }), quote!(acc[l]))
+            };
+            let (blocks, tail) = if g.rev { (quote!((0..C / 16).rev()), quote!((C / 16 * 16..C).rev())) } else { (quote!(0..C / 16), quote!(C / 16 * 16..C)) };
+            let block = quote! {
+                for cb in #blocks {
+                    let ch = cb * 16;
+                    let mut acc = [#init; 16];
+                    for ky in ky0..ky1 {
+                        let iy = (iy0 + (ky * DH) as isize) as usize;
+                        for kx in kx0..kx1 {
+                            let ix = (ix0 + (kx * DW) as isize) as usize;
+                            let mut v = [0.0f32; 16];
+                            x0.read_f32s(((b * H + iy) * W + ix) * C + ch, &mut v);
+                            for l in 0..16 {
+                                #step
+                            }
+                        }
+                    }
+                    let mut o = [0.0f32; 16];
+                    for l in 0..16 {
+                        let v = #fin;
+                        o[l] = #clamp;
+                    }
+                    y0.write_f32s(yb + ch, &o);
+                }
+            };
+            let (first, second) = if g.rev { (quote!(for ch in #tail { #body }), block) } else { (block, quote!(for ch in #tail { #body })) };
+            quote! {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #first
+                    #second
+                }
+                #[cfg(not(target_arch = "x86_64"))]
+                for ch in #chs { #body }
+            }
+        }
+        _ => quote!(for ch in #chs { #body }),
+    };
+    let body = g.loops(&quote!(C), quote!(), per_position);
     let body = quote! {
         #decls
         #body
