@@ -174,8 +174,15 @@ pub const fn tile_p(n: usize) -> usize {
     if p == 0 { 1 } else { p }
 }
 
-/// [`tile_p`] of 16 channels: the host's tile of float blocks.
-pub const TILE_P: usize = tile_p(16);
+/// Blocks of channels [`gemv`] runs at a time: independent accumulator chains, 6 with FMA
+/// on the host (more only add loads: the weights stream from memory once), 4 without, one
+/// on the microcontrollers.
+#[cfg(all(target_arch = "x86_64", target_feature = "avx", target_feature = "fma"))]
+pub const TILE_P: usize = 6;
+#[cfg(all(target_arch = "x86_64", not(all(target_feature = "avx", target_feature = "fma"))))]
+pub const TILE_P: usize = 4;
+#[cfg(not(target_arch = "x86_64"))]
+pub const TILE_P: usize = 1;
 
 /// Whether this build fuses the float multiply-adds of [`madd`] and [`madd_lanes`] (and so of
 /// [`tile`], [`gemv`] and the generated packed float kernels): an x86-64 host with FMA (the
