@@ -649,8 +649,66 @@ fn dw_tap_pairs<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, const
     #[cfg(not(target_feature = "avx512bw"))]
     let rq16: &[[[i32; 16]; 3]] = &[];
     let xp = x.as_ptr() as *const u8;
-    for i in 0..npos {
+    // With AVX-512 and 8 channels at stride 1: two neighbouring positions of a row at a
+    // time, one in each half of the 16 lanes (each tap's 16 bytes are the two positions'
+    // 8 channels; the weight pairs, accumulator starts and requantization constants
+    // repeated in both halves), their 16 outputs stored together.
+    #[cfg(target_feature = "avx512bw")]
+    let twin = C == 8 && G::SW == 1 && pairs <= MAX_PAIR_WORDS / 16;
+    #[cfg(target_feature = "avx512bw")]
+    let mut w2buf = [MaybeUninit::<u32>::uninit(); MAX_PAIR_WORDS];
+    #[cfg(target_feature = "avx512bw")]
+    let (w2, b2, rq2): (&[u32], [i32; 16], [[i32; 16]; 3]) = if twin {
+        for (j, slot) in w2buf.iter_mut().enumerate().take(16 * pairs) {
+            slot.write(wp[j / 16 * C + j % 8]);
+        }
+        // SAFETY: the first `16 * pairs` words were written just above.
+        let w2 = unsafe { core::slice::from_raw_parts(w2buf.as_ptr() as *const u32, 16 * pairs) };
+        (w2, core::array::from_fn(|c| bias[c % 8]), core::array::from_fn(|j| core::array::from_fn(|c| rq[0][j][c % 8])))
+    } else {
+        (&[], [0; 16], [[0; 16]; 3])
+    };
+    let mut i = 0;
+    while i < npos {
         let (pos, b, iy0, ix0, inside) = window::<G>(npos, i, rev);
+        i += 1;
+        #[cfg(target_feature = "avx512bw")]
+        if twin && inside && i < npos {
+            let (pos2, b2_, iy2, ix2, inside2) = window::<G>(npos, i, rev);
+            if inside2 && b2_ == b && iy2 == iy0 {
+                i += 1;
+                // The first of the two positions (the other is one column to its right).
+                let (first, fx) = if pos < pos2 { (pos, ix0) } else { (pos2, ix2) };
+                let base = ((b * h + iy0 as usize) * w + fx as usize) * C;
+                let mut out2 = [0i8; 16];
+                // SAFETY: both windows lie inside the input, so each tap's 16 bytes from
+                // `base + rel[t]` (the first position's 8 channels, then its right
+                // neighbour's) are inside `x`; `w2` holds `16 * pairs` words; AVX-512BW is
+                // enabled by the cfg.
+                unsafe {
+                    use core::arch::x86_64::*;
+                    let mut acc = _mm512_loadu_si512(b2.as_ptr() as *const __m512i);
+                    for p in 0..pairs {
+                        let o0 = base + rel[2 * p];
+                        let o1 = if 2 * p + 1 < taps { base + rel[2 * p + 1] } else { o0 };
+                        let (a, bb) = (_mm_loadu_si128(xp.add(o0) as *const __m128i), _mm_loadu_si128(xp.add(o1) as *const __m128i));
+                        let ab = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(_mm_unpacklo_epi8(a, bb)), _mm_unpackhi_epi8(a, bb));
+                        let wv = _mm512_loadu_si512(w2.as_ptr().add(16 * p) as *const __m512i);
+                        #[cfg(target_feature = "avx512vnni")]
+                        {
+                            acc = _mm512_dpwssd_epi32(acc, _mm512_cvtepi8_epi16(ab), wv);
+                        }
+                        #[cfg(not(target_feature = "avx512vnni"))]
+                        {
+                            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_cvtepi8_epi16(ab), wv));
+                        }
+                    }
+                    _mm_storeu_si128(out2.as_mut_ptr() as *mut __m128i, crate::mac::x86::rq16::<FAST>(acc, &rq2, l.lo, l.hi));
+                }
+                crate::mac::put_bytes(&mut y, first * C, &out2);
+                continue;
+            }
+        }
         if inside {
             let base = ((b * h + iy0 as usize) * w + ix0 as usize) * C;
             position::<C, FAST, false>(l, xp, wp, bias, rq, rq16, taps, |t| base + rel[t], &mut out);
@@ -692,14 +750,31 @@ mod tests {
         const PAD_W: usize = 1;
     }
 
-    /// `dw_channels` (vector requantization on x86-64 with AVX2 when built with
-    /// `-C target-cpu=native`) equals TFLM's clipped window (taps outside skipped) with the
-    /// unfolded bias, both requantizations, forwards and backwards.
-    #[test]
-    fn dw_channels_matches_clipped_windows() {
-        const C: usize = 24;
-        let (n, h, w, oh, ow, kh, kw) = (2usize, 7usize, 6usize, 4usize, 3usize, 3usize, 4usize);
-        let mut next = rng(0xd00d_feed_0042_0007);
+    /// 8 channels at stride 1 (the AVX-512 form pairing neighbouring positions), 3x3
+    /// window, padding 1 on every side.
+    struct G8;
+    impl crate::mac::ConvGeom for G8 {
+        const H: usize = 5;
+        const W: usize = 7;
+        const C: usize = 8;
+        const OH: usize = 5;
+        const OW: usize = 7;
+        const KH: usize = 3;
+        const KW: usize = 3;
+        const SH: usize = 1;
+        const SW: usize = 1;
+        const DH: usize = 1;
+        const DW: usize = 1;
+        const PAD_H: usize = 1;
+        const PAD_W: usize = 1;
+    }
+
+    /// `dw_channels` over geometry `G` (2 batches) equals TFLM's clipped window (taps
+    /// outside skipped) with the unfolded bias, both requantizations, forwards and backwards;
+    /// `K` is the channel block of the exact requantization's run.
+    fn check<G: crate::mac::ConvGeom, const C: usize, const K: usize>(seed: u64) {
+        let (n, h, w, oh, ow, kh, kw) = (2usize, G::H, G::W, G::OH, G::OW, G::KH, G::KW);
+        let mut next = rng(seed);
         let zp: i8 = -7;
         let x: Vec<i8> = (0..n * h * w * C).map(|_| next() as i8).collect();
         let wt: Vec<u8> = (0..kh * kw * C).map(|_| next() as u8).collect();
@@ -711,9 +786,9 @@ mod tests {
                 let l = DwAny { n, w: &wt, bias: &folded, rq: &rq, zp, lo: -128, hi: 120 };
                 let mut y = std::vec![0i8; n * oh * ow * C];
                 if fast {
-                    dw_channels::<i8, _, G5, C, 8, true>(&l, &x, &mut y[..], rev);
+                    dw_channels::<i8, _, G, C, 8, true>(&l, &x, &mut y[..], rev);
                 } else {
-                    dw_channels::<i8, _, G5, C, 24, false>(&l, &x, &mut y[..], rev);
+                    dw_channels::<i8, _, G, C, K, false>(&l, &x, &mut y[..], rev);
                 }
                 for b in 0..n {
                     for oy in 0..oh {
@@ -722,7 +797,7 @@ mod tests {
                                 let mut acc = bias[c];
                                 for ky in 0..kh {
                                     for kx in 0..kw {
-                                        let (iy, ix) = ((oy * 2 + ky) as isize - 1, (ox * 2 + kx) as isize - 1);
+                                        let (iy, ix) = ((oy * G::SH + ky) as isize - G::PAD_H as isize, (ox * G::SW + kx) as isize - G::PAD_W as isize);
                                         if iy >= 0 && (iy as usize) < h && ix >= 0 && (ix as usize) < w {
                                             let xv = x[((b * h + iy as usize) * w + ix as usize) * C + c] as i32 - zp as i32;
                                             acc = acc.wrapping_add(xv * wt[(ky * kw + kx) * C + c] as i8 as i32);
@@ -738,5 +813,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// `dw_channels` (vector requantization on x86-64 with AVX2 when built with
+    /// `-C target-cpu=native`) equals TFLM's clipped window: 24 channels, stride 2, a 3x4
+    /// window; and 8 channels at stride 1 (with AVX-512, pairs of neighbouring positions).
+    #[test]
+    fn dw_channels_matches_clipped_windows() {
+        check::<G5, 24, 24>(0xd00d_feed_0042_0007);
+        check::<G8, 8, 8>(0xd00d_feed_0042_0008);
     }
 }
