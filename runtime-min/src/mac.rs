@@ -2228,7 +2228,7 @@ mod vnni {
         unsafe { core::slice::from_raw_parts(buf.as_ptr() as *const Group16, n) }
     }
 
-    /// [`super::gemm_4x2`] with the VNNI layout: blocks of `P` positions (8 for at most 32
+    /// [`super::gemm_4x2`] with the VNNI layout: blocks of `P` positions (16 for one group over long rows read in place, 8 for at most 32
     /// channels, else 4; a last partial block repeats the last position), each block's
     /// rows written as bytes into `xs` before any of its outputs (or read in place from a
     /// band, see [`band`]), then per pass of up to 4 groups of 16 channels one [`tile`]. A row is `STEPS / 2` words, or
@@ -2240,7 +2240,13 @@ mod vnni {
         let pre = groups(l, FAST, &mut buf);
         // SAFETY: the words of `xs` as bytes (same memory, any bit pattern valid).
         let xb = unsafe { core::slice::from_raw_parts_mut(xs.as_mut_ptr() as *mut u8, 4 * xs.len()) };
-        if l.cout <= 32 {
+        // One group of 16 channels over long window rows read in place (kernel rows of at
+        // least 8 words): blocks of 16 positions, whose broadcasts LLVM addresses from few
+        // registers there (shorter rows, as a 3-channel first layer's, spill them).
+        let wide = rows.band().is_some_and(|bd| (bd.kw * bd.c).div_ceil(4) >= 8 && band_fits(&bd, bd.words()));
+        if l.cout <= 16 && wide {
+            blocks::<R, Y, FAST, STEPS, 16>(l, pre, rows, npos, y, rev, xb);
+        } else if l.cout <= 32 {
             blocks::<R, Y, FAST, STEPS, 8>(l, pre, rows, npos, y, rev, xb);
         } else {
             blocks::<R, Y, FAST, STEPS, 4>(l, pre, rows, npos, y, rev, xb);
@@ -2253,12 +2259,13 @@ mod vnni {
         let kq = band_geom.as_ref().map_or(STEPS / 2, |bd| bd.words());
         let kp = 4 * kq;
         if let Some(bd) = band_geom {
-            let rw = 4 * kq / bd.kh.max(1);
-            let row_len = (bd.ow - 1) * bd.sw * bd.c + rw;
-            if bd.kh <= MAX_KH && bd.kh * rw == 4 * kq && bd.kh * row_len <= BAND_BYTES {
+            if band_fits(&bd, kq) {
+                let rw = 4 * kq / bd.kh;
+                let row_len = (bd.ow - 1) * bd.sw * bd.c + rw;
                 return band::<R, Y, FAST, P>(l, pre, rows, &bd, npos / (bd.oh * bd.ow), rw, row_len, kq, y, rev);
             }
         }
+        assert!(P <= 8, "blocks of more than 8 positions read their rows from a band");
         let xb = &mut xb[..P * kp];
         let nb = npos.div_ceil(P);
         for i in 0..nb {
@@ -2274,6 +2281,15 @@ mod vnni {
             // (`xb` is `P * kp` bytes).
             unsafe { passes::<Y, FAST, P>(l, pre, &base, &off, 1, kq, kq, &pos, y) };
         }
+    }
+
+    /// Whether [`band`] takes a window of `kq` words (`kh` runs of whole words) over this
+    /// geometry: few enough kernel rows, all of them within [`BAND_BYTES`].
+    #[inline(always)]
+    fn band_fits(bd: &super::Band, kq: usize) -> bool {
+        let rw = 4 * kq / bd.kh.max(1);
+        let row_len = (bd.ow - 1) * bd.sw * bd.c + rw;
+        bd.kh >= 1 && bd.kh <= MAX_KH && bd.kh * rw == 4 * kq && bd.kh * row_len <= BAND_BYTES
     }
 
     /// Kernel rows [`band`] handles, and the bytes of its rows.
@@ -2350,7 +2366,7 @@ mod vnni {
             let n = l.cout - oc0;
             let left = g16 - g;
             let take = super::gemm_vnni_pass(l.cout, left);
-            debug_assert!(P == if l.cout <= 32 { 8 } else { 4 });
+            
             // SAFETY: as the caller guarantees.
             unsafe {
                 match take {
@@ -3056,12 +3072,33 @@ pub(crate) mod tests {
         const PAD_W: usize = 1;
     }
 
+    /// 12 channels over rows 20 wide (stride 1): window rows of 9 words, so that one group
+    /// of channels runs blocks of 16 positions (a whole one and a partial one per row).
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512vnni"))]
+    struct GW;
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512vnni"))]
+    impl ConvGeom for GW {
+        const H: usize = 5;
+        const W: usize = 20;
+        const C: usize = 12;
+        const OH: usize = 5;
+        const OW: usize = 20;
+        const KH: usize = 3;
+        const KW: usize = 3;
+        const SH: usize = 1;
+        const SW: usize = 1;
+        const DH: usize = 1;
+        const DW: usize = 1;
+        const PAD_H: usize = 1;
+        const PAD_W: usize = 1;
+    }
+
     /// The AVX-512 VNNI form of `gemm_4x2` (weights `[16 ch][4]` per group, the bias with
     /// `-128 * sum(w)` folded in, rows as bytes `x ^ 0x80`) equals TFLM's convolution (taps
     /// outside the input skipped) with both requantizations, forwards and backwards: windows
     /// read in place from the band of input rows (stride 1 and 2), copied per position
     /// (dilation 2), dense rows of a length that is not a multiple of 4; 1, 2 and 3 groups of
-    /// 16 channels (blocks of 8 and 4 positions, a last partial group).
+    /// 16 channels (blocks of 16, 8 and 4 positions, a last partial group).
     #[cfg(all(target_arch = "x86_64", target_feature = "avx512vnni"))]
     #[test]
     fn vnni_gemm_matches_convolution() {
@@ -3167,6 +3204,9 @@ pub(crate) mod tests {
         run::<GV<8, 1, 1>, 36>(&mut next, 20, false);
         run::<GV<8, 2, 1>, 36>(&mut next, 40, false);
         run::<GV<8, 1, 1>, 36>(&mut next, 9, false);
+        // One group over window rows of 9 words: blocks of 16 positions.
+        run::<GW, 54>(&mut next, 16, false);
+        run::<GW, 54>(&mut next, 13, false);
         // Dilation 2: windows copied per position; 5 channels, rows of 15 values padded to 16.
         run::<GV<5, 1, 2>, 24>(&mut next, 33, false);
         // Dense rows of 24 values (KW * C of `GV<8, ..>`) and of 15 (padded to 16).
