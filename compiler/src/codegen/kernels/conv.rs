@@ -1187,8 +1187,13 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
             Strategy::Packed,
             super::strategy::Est { instructions: 12 * macs + npos * (12 * kn as u64 + 10 * cout as u64), code_bytes: 700, shared: Vec::new() },
         );
+        let vnni_note = if qbuf {
+            format!("; with AVX-512 VNNI the batch quantized once into {} B of stack", g.h * g.w * g.c)
+        } else {
+            String::new()
+        };
         let doc = format!(
-            "{shape_doc}, float32 with int8 {} weights (hybrid: input quantized per batch at run time as LiteRT does), int16-pair sums of up to 64 channels at a time, activation {}, {macs} MACs",
+            "{shape_doc}, float32 with int8 {} weights (hybrid: input quantized per batch at run time as LiteRT does), int16-pair sums of up to 64 channels at a time{vnni_note}, activation {}, {macs} MACs",
             if per_channel { "per-channel" } else { "per-tensor" },
             act.name()
         );
