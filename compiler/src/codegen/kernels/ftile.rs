@@ -169,6 +169,7 @@ pub fn conv(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, doc: S
             }
         }
     };
+    let maxp = lit::usize((131072 / (4 * k)).max(1));
     let consts = quote! {
         #decls
         const COUT: usize = #co;
@@ -176,7 +177,8 @@ pub fn conv(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, doc: S
         const TN: usize = #nl;
         const NB: usize = #nbl;
         const NPOS: usize = #npos_l;
-        const P: usize = ::microgen_rt::f::tile_p(TN);
+        // The host's tile, capped so that the tile's windows stay within 128 KiB of stack.
+        const P: usize = if ::microgen_rt::f::tile_p(TN) > #maxp { #maxp } else { ::microgen_rt::f::tile_p(TN) };
         const TILES: usize = NPOS.div_ceil(P);
         let _ = (N, H, W, OH, SH, SW, DH, DW, PAD_H, PAD_W, KH, KW);
     };
