@@ -2215,7 +2215,9 @@ mod vnni {
         for (gi, slot) in buf.iter_mut().enumerate().take(n) {
             let mut g: Group16 = ([0; 16], [[0; 16]; 3]);
             for c in 0..16 {
-                let o = (16 * gi + c).min(l.cout - 1);
+                // At most 8 channels: the upper 8 lanes repeat the lower ones (a second
+                // position's, [`tile_twin`]).
+                let o = if l.cout <= 8 { (c % 8).min(l.cout - 1) } else { (16 * gi + c).min(l.cout - 1) };
                 g.0[c] = if half { l.bias[o] >> 1 } else { l.bias[o] };
                 for j in 0..3 {
                     g.1[j][c] = l.rq[o][j];
@@ -2228,11 +2230,12 @@ mod vnni {
         unsafe { core::slice::from_raw_parts(buf.as_ptr() as *const Group16, n) }
     }
 
-    /// [`super::gemm_4x2`] with the VNNI layout: blocks of `P` positions (16 for one group over long rows read in place, 8 for at most 32
-    /// channels, else 4; a last partial block repeats the last position), each block's
-    /// rows written as bytes into `xs` before any of its outputs (or read in place from a
-    /// band, see [`band`]), then per pass of up to 4 groups of 16 channels one [`tile`]. A row is `STEPS / 2` words, or
-    /// for convolution windows ([`Rows::band`]) [`super::Band::words`].
+    /// [`super::gemm_4x2`] with the VNNI layout: blocks of `P` positions (16 for one group
+    /// of channels over long window rows read in place, 8 for at most 32 channels, else 4;
+    /// a last partial block repeats the last position), each block's rows written as bytes
+    /// into `xs` before any of its outputs (or read in place from a band, see [`band`]), then
+    /// per pass of up to 4 groups of 16 channels one [`tile`]. A row is `STEPS / 2` words,
+    /// or for convolution windows ([`Rows::band`]) [`super::Band::words`].
     #[inline(always)]
     pub fn gemm<R: Rows, Y: Out8, const FAST: bool, const STEPS: usize>(l: &Gemm, rows: &mut R, npos: usize, y: &mut Y, rev: bool, xs: &mut [u32]) {
         assert!(R::BYTES && STEPS % 2 == 0);
@@ -2244,7 +2247,10 @@ mod vnni {
         // least 8 words): blocks of 16 positions, whose broadcasts LLVM addresses from few
         // registers there (shorter rows, as a 3-channel first layer's, spill them).
         let wide = rows.band().is_some_and(|bd| (bd.kw * bd.c).div_ceil(4) >= 8 && band_fits(&bd, bd.words()));
-        if l.cout <= 16 && wide {
+        // At most 8 channels over windows read in place: blocks of 16 positions, two per
+        // register ([`tile_twin`]).
+        let twin = l.cout <= 8 && rows.band().is_some_and(|bd| band_fits(&bd, bd.words()));
+        if (l.cout <= 16 && wide) || twin {
             blocks::<R, Y, FAST, STEPS, 16>(l, pre, rows, npos, y, rev, xb);
         } else if l.cout <= 32 {
             blocks::<R, Y, FAST, STEPS, 8>(l, pre, rows, npos, y, rev, xb);
@@ -2366,7 +2372,12 @@ mod vnni {
             let n = l.cout - oc0;
             let left = g16 - g;
             let take = super::gemm_vnni_pass(l.cout, left);
-            
+            debug_assert!((P == 16 && l.cout <= 16) || P == if l.cout <= 32 { 8 } else { 4 });
+            if P == 16 && l.cout <= 8 {
+                // SAFETY: as the caller guarantees.
+                unsafe { tile_twin::<Y, FAST, 8>(base, off, kh, kqr, kq, wg, &pg[0], l.lo, l.hi, pos, l.cout, y) };
+                return;
+            }
             // SAFETY: as the caller guarantees.
             unsafe {
                 match take {
@@ -2377,6 +2388,57 @@ mod vnni {
                 }
             }
             g += take;
+        }
+    }
+
+    /// `2 * H` positions of at most 8 channels (`cout`), two per register: position `2h`'s
+    /// channels in lanes 0-7 and position `2h + 1`'s in lanes 8-15 (each half broadcast
+    /// from its own window word, the group's 8 channels' weights repeated in both halves
+    /// by a 256-bit broadcast load, the accumulator starts and requantization constants
+    /// repeated by [`groups`]): per 4 inputs `2 * H` broadcasts, one weight load and `H`
+    /// `VPDPBUSD` where [`tile`] needs `2 * H`, and one requantization per two positions.
+    ///
+    /// # Safety
+    /// As [`passes`], with `off` and `pos` of `2 * H` positions.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile_twin<Y: Out8, const FAST: bool, const H: usize>(base: &[*const u8; MAX_KH], off: &[usize], kh: usize, kqr: usize, kq: usize, w: &[u8], pre: &Group16, lo: i32, hi: i32, pos: &[usize], cout: usize, y: &mut Y) {
+        let w = &w[..kq * 64];
+        let (off, pos) = (&off[..2 * H], &pos[..2 * H]);
+        assert!(kh * kqr == kq && kh <= MAX_KH && (1..=8).contains(&cout));
+        // SAFETY: row run `ky` of every position, at `base[ky] + off[q]`, is `4 * kqr`
+        // readable bytes (the caller's guarantee); the weights of step `t = ky * kqr + s`
+        // are the first 32 of the 64 bytes at `t * 64 < kq * 64` bytes of `w` (checked
+        // above); the stores write 16 bytes or `cout` bytes `Out8::span` checked.
+        unsafe {
+            let wp = w.as_ptr();
+            let mut acc: [__m512i; H] = [_mm512_loadu_si512(pre.0.as_ptr() as *const __m512i); H];
+            for ky in 0..kh {
+                let xp: [(*const u8, *const u8); H] = core::array::from_fn(|h| (base[ky].add(off[2 * h]), base[ky].add(off[2 * h + 1])));
+                let wk = wp.add(ky * kqr * 64);
+                for s in 0..kqr {
+                    let wv = _mm512_broadcast_i64x4(_mm256_loadu_si256(wk.add(s * 64) as *const __m256i));
+                    for h in 0..H {
+                        let (a, b) = xp[h];
+                        // Two broadcast loads, the second merged into the upper lanes.
+                        let xa = _mm512_broadcastd_epi32(_mm_loadu_si32(a.add(4 * s)));
+                        let xv = _mm512_mask_broadcastd_epi32(xa, 0xFF00, _mm_loadu_si32(b.add(4 * s)));
+                        acc[h] = _mm512_dpbusd_epi32(acc[h], xv, wv);
+                    }
+                }
+            }
+            let mut out = [0i8; 16];
+            for h in 0..H {
+                let r = super::x86::rq16::<FAST>(acc[h], &pre.1, lo, hi);
+                let (p0, p1) = (pos[2 * h], pos[2 * h + 1]);
+                if cout == 8 && p1 == p0 + 1 {
+                    _mm_storeu_si128(y.span(p0 * 8, 16) as *mut __m128i, r);
+                } else {
+                    _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, r);
+                    put_bytes(y, p0 * cout, &out[..cout]);
+                    put_bytes(y, p1 * cout, &out[8..8 + cout]);
+                }
+            }
         }
     }
 
@@ -3098,7 +3160,8 @@ pub(crate) mod tests {
     /// outside the input skipped) with both requantizations, forwards and backwards: windows
     /// read in place from the band of input rows (stride 1 and 2), copied per position
     /// (dilation 2), dense rows of a length that is not a multiple of 4; 1, 2 and 3 groups of
-    /// 16 channels (blocks of 16, 8 and 4 positions, a last partial group).
+    /// 16 channels (blocks of 16, 8 and 4 positions, a last partial group), at most 8
+    /// channels two positions per register.
     #[cfg(all(target_arch = "x86_64", target_feature = "avx512vnni"))]
     #[test]
     fn vnni_gemm_matches_convolution() {
@@ -3207,6 +3270,10 @@ pub(crate) mod tests {
         // One group over window rows of 9 words: blocks of 16 positions.
         run::<GW, 54>(&mut next, 16, false);
         run::<GW, 54>(&mut next, 13, false);
+        // At most 8 channels over windows read in place: two positions per register.
+        run::<GW, 54>(&mut next, 8, false);
+        run::<GW, 54>(&mut next, 5, false);
+        run::<GV<8, 2, 1>, 36>(&mut next, 8, false);
         // Dilation 2: windows copied per position; 5 channels, rows of 15 values padded to 16.
         run::<GV<5, 1, 2>, 24>(&mut next, 33, false);
         // Dense rows of 24 values (KW * C of `GV<8, ..>`) and of 15 (padded to 16).

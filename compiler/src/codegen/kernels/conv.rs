@@ -1056,7 +1056,8 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
                     while i + 16 <= H * W * C {
                         x0.read_f32s(xb0 + i, &mut v);
                         for l in 0..16 {
-                            qx[i + l] = (::microgen_rt::f::round_clamp(v[l] * inv, -127, 127) + 128) as u8;
+                            let v = v[l];
+                            qx[i + l] = (#qexpr + 128) as u8;
                         }
                         i += 16;
                     }

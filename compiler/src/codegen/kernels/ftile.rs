@@ -60,9 +60,10 @@ fn estimate(padded_macs: u64, copied: u64, outs: u64, code_bytes: usize) -> Est 
     Est { instructions: 18 * padded_macs + 3 * copied + 8 * outs, code_bytes, shared: Vec::new() }
 }
 
-/// CONV_2D: per tile of `microgen_rt::f::tile_p(n)` output positions, their windows are copied into a local
-/// buffer (zeros at padded taps: adding a zero product leaves a sum unchanged), then each
-/// block of `n` output channels runs `microgen_rt::f::tile` over the whole window.
+/// CONV_2D: per tile of `microgen_rt::f::tile_p(n)` output positions (at most 128 KiB of
+/// windows), their windows are copied into a local buffer (zeros at padded taps: adding a
+/// zero product leaves a sum unchanged), then each block of `n` output channels runs
+/// `microgen_rt::f::tile` over the whole window (or `tile_at` reads them in place).
 #[allow(clippy::too_many_arguments)]
 pub fn conv(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, doc: String, macs: u64) -> Kernel {
     let cout = bias.len();
