@@ -572,7 +572,6 @@ fn dw_tap_pairs<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, const
         }
     }
     let mut off = [OUTSIDE; MAX_TAPS];
-    let npos = n * oh * ow;
     let mut out = [0i8; C];
     /// One position's `C` outputs from the input offset of each tap (`addr`); with `CLIPPED`,
     /// `OUTSIDE` for a tap reading the zero point.
@@ -668,61 +667,77 @@ fn dw_tap_pairs<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, const
     } else {
         (&[], [0; 16], [[0; 16]; 3])
     };
-    let mut i = 0;
-    while i < npos {
-        let (pos, b, iy0, ix0, inside) = window::<G>(npos, i, rev);
-        i += 1;
-        #[cfg(target_feature = "avx512bw")]
-        if twin && inside && i < npos {
-            let (pos2, b2_, iy2, ix2, inside2) = window::<G>(npos, i, rev);
-            if inside2 && b2_ == b && iy2 == iy0 {
-                i += 1;
-                // The first of the two positions (the other is one column to its right).
-                let (first, fx) = if pos < pos2 { (pos, ix0) } else { (pos2, ix2) };
-                let base = ((b * h + iy0 as usize) * w + fx as usize) * C;
-                let mut out2 = [0i8; 16];
-                // SAFETY: both windows lie inside the input, so each tap's 16 bytes from
-                // `base + rel[t]` (the first position's 8 channels, then its right
-                // neighbour's) are inside `x`; `w2` holds `16 * pairs` words; AVX-512BW is
-                // enabled by the cfg.
-                unsafe {
-                    use core::arch::x86_64::*;
-                    let mut acc = _mm512_loadu_si512(b2.as_ptr() as *const __m512i);
-                    for p in 0..pairs {
-                        let o0 = base + rel[2 * p];
-                        let o1 = if 2 * p + 1 < taps { base + rel[2 * p + 1] } else { o0 };
-                        let (a, bb) = (_mm_loadu_si128(xp.add(o0) as *const __m128i), _mm_loadu_si128(xp.add(o1) as *const __m128i));
-                        let ab = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(_mm_unpacklo_epi8(a, bb)), _mm_unpackhi_epi8(a, bb));
-                        let wv = _mm512_loadu_si512(w2.as_ptr().add(16 * p) as *const __m512i);
-                        #[cfg(target_feature = "avx512vnni")]
-                        {
-                            acc = _mm512_dpwssd_epi32(acc, _mm512_cvtepi8_epi16(ab), wv);
+    // Output rows one after the other, the columns of each in order (both backwards with
+    // `rev`): the same order as position by position, without dividing positions back into
+    // rows and columns.
+    let nrows = n * oh;
+    for ri in 0..nrows {
+        let r = if rev { nrows - 1 - ri } else { ri };
+        let b = r / oh;
+        let iy0 = ((r % oh) * G::SH) as isize - G::PAD_H as isize;
+        let rows_in = iy0 >= 0 && iy0 as usize + (kh - 1) * dh < h;
+        let col = |j: usize| {
+            let ox = if rev { ow - 1 - j } else { j };
+            let ix0 = (ox * G::SW) as isize - G::PAD_W as isize;
+            (ox, ix0, rows_in && ix0 >= 0 && ix0 as usize + (kw - 1) * dw < w)
+        };
+        let mut j = 0;
+        while j < ow {
+            let (ox, ix0, inside) = col(j);
+            let pos = r * ow + ox;
+            j += 1;
+            #[cfg(target_feature = "avx512bw")]
+            if twin && inside && j < ow {
+                let (ox2, ix2, inside2) = col(j);
+                if inside2 {
+                    j += 1;
+                    // The first of the two positions (the other is one column to its right).
+                    let (first, fx) = if ox < ox2 { (pos, ix0) } else { (r * ow + ox2, ix2) };
+                    let base = ((b * h + iy0 as usize) * w + fx as usize) * C;
+                    let mut out2 = [0i8; 16];
+                    // SAFETY: both windows lie inside the input, so each tap's 16 bytes from
+                    // `base + rel[t]` (the first position's 8 channels, then its right
+                    // neighbour's) are inside `x`; `w2` holds `16 * pairs` words; AVX-512BW is
+                    // enabled by the cfg.
+                    unsafe {
+                        use core::arch::x86_64::*;
+                        let mut acc = _mm512_loadu_si512(b2.as_ptr() as *const __m512i);
+                        for p in 0..pairs {
+                            let o0 = base + rel[2 * p];
+                            let o1 = if 2 * p + 1 < taps { base + rel[2 * p + 1] } else { o0 };
+                            let (a, bb) = (_mm_loadu_si128(xp.add(o0) as *const __m128i), _mm_loadu_si128(xp.add(o1) as *const __m128i));
+                            let ab = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(_mm_unpacklo_epi8(a, bb)), _mm_unpackhi_epi8(a, bb));
+                            let wv = _mm512_loadu_si512(w2.as_ptr().add(16 * p) as *const __m512i);
+                            #[cfg(target_feature = "avx512vnni")]
+                            {
+                                acc = _mm512_dpwssd_epi32(acc, _mm512_cvtepi8_epi16(ab), wv);
+                            }
+                            #[cfg(not(target_feature = "avx512vnni"))]
+                            {
+                                acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_cvtepi8_epi16(ab), wv));
+                            }
                         }
-                        #[cfg(not(target_feature = "avx512vnni"))]
-                        {
-                            acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_cvtepi8_epi16(ab), wv));
-                        }
+                        _mm_storeu_si128(out2.as_mut_ptr() as *mut __m128i, crate::mac::x86::rq16::<FAST>(acc, &rq2, l.lo, l.hi));
                     }
-                    _mm_storeu_si128(out2.as_mut_ptr() as *mut __m128i, crate::mac::x86::rq16::<FAST>(acc, &rq2, l.lo, l.hi));
-                }
-                crate::mac::put_bytes(&mut y, first * C, &out2);
-                continue;
-            }
-        }
-        if inside {
-            let base = ((b * h + iy0 as usize) * w + ix0 as usize) * C;
-            position::<C, FAST, false>(l, xp, wp, bias, rq, rq16, taps, |t| base + rel[t], &mut out);
-        } else {
-            for ky in 0..kh {
-                let iy = iy0 + (ky * dh) as isize;
-                for kx in 0..kw {
-                    let ix = ix0 + (kx * dw) as isize;
-                    off[ky * kw + kx] = if iy < 0 || iy as usize >= h || ix < 0 || ix as usize >= w { OUTSIDE } else { ((b * h + iy as usize) * w + ix as usize) * C };
+                    crate::mac::put_bytes(&mut y, first * C, &out2);
+                    continue;
                 }
             }
-            position::<C, FAST, true>(l, xp, wp, bias, rq, rq16, taps, |t| off[t], &mut out);
+            if inside {
+                let base = ((b * h + iy0 as usize) * w + ix0 as usize) * C;
+                position::<C, FAST, false>(l, xp, wp, bias, rq, rq16, taps, |t| base + rel[t], &mut out);
+            } else {
+                for ky in 0..kh {
+                    let iy = iy0 + (ky * dh) as isize;
+                    for kx in 0..kw {
+                        let ix = ix0 + (kx * dw) as isize;
+                        off[ky * kw + kx] = if iy < 0 || iy as usize >= h || ix < 0 || ix as usize >= w { OUTSIDE } else { ((b * h + iy as usize) * w + ix as usize) * C };
+                    }
+                }
+                position::<C, FAST, true>(l, xp, wp, bias, rq, rq16, taps, |t| off[t], &mut out);
+            }
+            crate::mac::put_bytes(&mut y, pos * C, &out);
         }
-        crate::mac::put_bytes(&mut y, pos * C, &out);
     }
 }
 
