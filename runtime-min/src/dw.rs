@@ -767,22 +767,7 @@ mod tests {
 
     /// 8 channels at stride 1 (the AVX-512 form pairing neighbouring positions), 3x3
     /// window, padding 1 on every side.
-    struct G8;
-    impl crate::mac::ConvGeom for G8 {
-        const H: usize = 5;
-        const W: usize = 7;
-        const C: usize = 8;
-        const OH: usize = 5;
-        const OW: usize = 7;
-        const KH: usize = 3;
-        const KW: usize = 3;
-        const SH: usize = 1;
-        const SW: usize = 1;
-        const DH: usize = 1;
-        const DW: usize = 1;
-        const PAD_H: usize = 1;
-        const PAD_W: usize = 1;
-    }
+    type G8 = crate::mac::tests::Same3<5, 7, 8>;
 
     /// `dw_channels` over geometry `G` (2 batches) equals TFLM's clipped window (taps
     /// outside skipped) with the unfolded bias, both requantizations, forwards and backwards;

@@ -3062,13 +3062,15 @@ pub(crate) mod tests {
         assert_eq!(found, 2000, "split found for {found} of 2000 stages");
     }
 
-    struct G3;
-    impl ConvGeom for G3 {
-        const H: usize = 6;
-        const W: usize = 7;
-        const C: usize = 6;
-        const OH: usize = 6;
-        const OW: usize = 7;
+    /// A 3x3 window at stride 1 with padding 1 on every side (output as large as the input)
+    /// over an `H` x `W` x `C` input: the geometry of several runtime tests.
+    pub(crate) struct Same3<const H: usize, const W: usize, const C: usize>;
+    impl<const H: usize, const W: usize, const C: usize> ConvGeom for Same3<H, W, C> {
+        const H: usize = H;
+        const W: usize = W;
+        const C: usize = C;
+        const OH: usize = H;
+        const OW: usize = W;
         const KH: usize = 3;
         const KW: usize = 3;
         const SH: usize = 1;
@@ -3090,7 +3092,7 @@ pub(crate) mod tests {
         let npos = 2 * 6 * 7;
         for p0 in 0..npos {
             for p1 in [p0, (p0 + 1).min(npos - 1), (p0 + 9) % npos] {
-                let mut a = Im2col::<i8, G3> { x: &x, zp: -3, g: core::marker::PhantomData };
+                let mut a = Im2col::<i8, Same3<6, 7, 6>> { x: &x, zp: -3, g: core::marker::PhantomData };
                 let mut got = std::vec![0u32; words];
                 a.expand2(p0, p1, &mut got);
                 let mut want = std::vec![0u32; words];
@@ -3137,23 +3139,7 @@ pub(crate) mod tests {
     /// 12 channels over rows 20 wide (stride 1): window rows of 9 words, so that one group
     /// of channels runs blocks of 16 positions (a whole one and a partial one per row).
     #[cfg(all(target_arch = "x86_64", target_feature = "avx512vnni"))]
-    struct GW;
-    #[cfg(all(target_arch = "x86_64", target_feature = "avx512vnni"))]
-    impl ConvGeom for GW {
-        const H: usize = 5;
-        const W: usize = 20;
-        const C: usize = 12;
-        const OH: usize = 5;
-        const OW: usize = 20;
-        const KH: usize = 3;
-        const KW: usize = 3;
-        const SH: usize = 1;
-        const SW: usize = 1;
-        const DH: usize = 1;
-        const DW: usize = 1;
-        const PAD_H: usize = 1;
-        const PAD_W: usize = 1;
-    }
+    type GW = Same3<5, 20, 12>;
 
     /// The AVX-512 VNNI form of `gemm_4x2` (weights `[16 ch][4]` per group, the bias with
     /// `-128 * sum(w)` folded in, rows as bytes `x ^ 0x80`) equals TFLM's convolution (taps
