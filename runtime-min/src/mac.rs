@@ -2246,10 +2246,11 @@ mod vnni {
         // One group of 16 channels over long window rows read in place (kernel rows of at
         // least 8 words): blocks of 16 positions, whose broadcasts LLVM addresses from few
         // registers there (shorter rows, as a 3-channel first layer's, spill them).
-        let wide = rows.band().is_some_and(|bd| (bd.kw * bd.c).div_ceil(4) >= 8 && band_fits(&bd, bd.words()));
+        let in_place = rows.band().filter(|bd| band_layout(bd, bd.words()).is_some());
+        let wide = in_place.as_ref().is_some_and(|bd| (bd.kw * bd.c).div_ceil(4) >= 8);
         // At most 8 channels over windows read in place: blocks of 16 positions, two per
         // register ([`tile_twin`]).
-        let twin = l.cout <= 8 && rows.band().is_some_and(|bd| band_fits(&bd, bd.words()));
+        let twin = l.cout <= 8 && in_place.is_some();
         if (l.cout <= 16 && wide) || twin {
             blocks::<R, Y, FAST, STEPS, 16>(l, pre, rows, npos, y, rev, xb);
         } else if l.cout <= 32 {
@@ -2265,9 +2266,7 @@ mod vnni {
         let kq = band_geom.as_ref().map_or(STEPS / 2, |bd| bd.words());
         let kp = 4 * kq;
         if let Some(bd) = band_geom {
-            if band_fits(&bd, kq) {
-                let rw = 4 * kq / bd.kh;
-                let row_len = (bd.ow - 1) * bd.sw * bd.c + rw;
+            if let Some((rw, row_len)) = band_layout(&bd, kq) {
                 return band::<R, Y, FAST, P>(l, pre, rows, &bd, npos / (bd.oh * bd.ow), rw, row_len, kq, y, rev);
             }
         }
@@ -2289,13 +2288,14 @@ mod vnni {
         }
     }
 
-    /// Whether [`band`] takes a window of `kq` words (`kh` runs of whole words) over this
-    /// geometry: few enough kernel rows, all of them within [`BAND_BYTES`].
+    /// Where [`band`] takes a window of `kq` words (`kh` runs of whole words) over this
+    /// geometry (few enough kernel rows, all of them within [`BAND_BYTES`]): the bytes of a
+    /// window row and of a converted input row.
     #[inline(always)]
-    fn band_fits(bd: &super::Band, kq: usize) -> bool {
+    fn band_layout(bd: &super::Band, kq: usize) -> Option<(usize, usize)> {
         let rw = 4 * kq / bd.kh.max(1);
         let row_len = (bd.ow - 1) * bd.sw * bd.c + rw;
-        bd.kh >= 1 && bd.kh <= MAX_KH && bd.kh * rw == 4 * kq && bd.kh * row_len <= BAND_BYTES
+        (bd.kh >= 1 && bd.kh <= MAX_KH && bd.kh * rw == 4 * kq && bd.kh * row_len <= BAND_BYTES).then_some((rw, row_len))
     }
 
     /// Kernel rows [`band`] handles, and the bytes of its rows.
