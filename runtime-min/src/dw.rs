@@ -695,30 +695,10 @@ fn dw_tap_pairs<B: Byte, Y: Out8, G: crate::mac::ConvGeom, const C: usize, const
                     let (first, fx) = if ox < ox2 { (pos, ix0) } else { (r * ow + ox2, ix2) };
                     let base = ((b * h + iy0 as usize) * w + fx as usize) * C;
                     let mut out2 = [0i8; 16];
-                    // SAFETY: both windows lie inside the input, so each tap's 16 bytes from
-                    // `base + rel[t]` (the first position's 8 channels, then its right
-                    // neighbour's) are inside `x`; `w2` holds `16 * pairs` words; AVX-512BW is
-                    // enabled by the cfg.
-                    unsafe {
-                        use core::arch::x86_64::*;
-                        let mut acc = _mm512_loadu_si512(b2.as_ptr() as *const __m512i);
-                        for p in 0..pairs {
-                            let o0 = base + rel[2 * p];
-                            let o1 = if 2 * p + 1 < taps { base + rel[2 * p + 1] } else { o0 };
-                            let (a, bb) = (_mm_loadu_si128(xp.add(o0) as *const __m128i), _mm_loadu_si128(xp.add(o1) as *const __m128i));
-                            let ab = _mm256_inserti128_si256::<1>(_mm256_castsi128_si256(_mm_unpacklo_epi8(a, bb)), _mm_unpackhi_epi8(a, bb));
-                            let wv = _mm512_loadu_si512(w2.as_ptr().add(16 * p) as *const __m512i);
-                            #[cfg(target_feature = "avx512vnni")]
-                            {
-                                acc = _mm512_dpwssd_epi32(acc, _mm512_cvtepi8_epi16(ab), wv);
-                            }
-                            #[cfg(not(target_feature = "avx512vnni"))]
-                            {
-                                acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_cvtepi8_epi16(ab), wv));
-                            }
-                        }
-                        _mm_storeu_si128(out2.as_mut_ptr() as *mut __m128i, crate::mac::x86::rq16::<FAST>(acc, &rq2, l.lo, l.hi));
-                    }
+                    // The pair as one position of 16 channels: each tap's 16 bytes from
+                    // `base + rel[t]` are the first position's 8 channels, then its right
+                    // neighbour's (both windows lie inside the input).
+                    position::<16, FAST, false>(l, xp, w2, &b2, rq, &[rq2], taps, |t| base + rel[t], &mut out2);
                     crate::mac::put_bytes(&mut y, first * C, &out2);
                     continue;
                 }

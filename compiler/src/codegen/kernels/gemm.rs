@@ -423,7 +423,7 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
     // Long dense rows of 8x1 tiles are expanded a block at a time (bounded stack).
     let blocked = p.tile == Tile::C8P1 && p.steps > BLOCK_WORDS && matches!(src, RowSource::Dense { .. });
     let (func, xs_words) = match p.tile {
-        // (And for the VNNI kernel, 8 rows of `kq4` words.)
+        // On x86-64 (`XS_GROUPS` = 2) also the VNNI kernel's 8 rows of `kq4` words.
         Tile::C4P2 => (quote!(::microgen_rt::mac::gemm_4x2), (2 * p.steps + 2).max(4 * p.kq4)),
         Tile::C8P1 if blocked => (quote!(::microgen_rt::mac::gemm_8x1_blocked), BLOCK_WORDS),
         Tile::C8P1 => (quote!(::microgen_rt::mac::gemm_8x1), p.steps),
