@@ -954,6 +954,10 @@ pub struct AddI8 {
     /// constants summed: see [`add_stage_split`] (called at compile time). The host's AVX-512
     /// loop then spends six instructions per input stage instead of ten.
     pub split: Option<([[i32; 6]; 2], i32)>,
+    /// `[a, b, c, f]` with `clamp((x1 * a + x2 * b + c) >> f, lo, hi)` the exact output for
+    /// every pair of int8 inputs: see [`add_linear`] (called at compile time). Where present,
+    /// every target runs this form: two multiplies, two adds and a shift per element.
+    pub lin: Option<[i32; 4]>,
 }
 
 /// An int8 ADD's input stage `f(x) = mbqm((x + off) << 20, m, s)` as `x * q + c + ((x * r +
@@ -987,16 +991,107 @@ pub fn add_stage_split(off: i32, m: i32, s: i32) -> Option<([i32; 6], i32)> {
     ok.then_some(([q as i32, r as i32, b as i32, sh as i32, x0 as i32, d as i32], c as i32))
 }
 
-/// [`AddI8`] over `n` elements: on x86-64 with AVX2, 8 at a time (the multiplies must not be
+/// TFLM's int8 ADD of one pair of inputs: both stages, their sum rescaled, the zero point
+/// and the clamp ([`add_i8`]'s reference and the tails of its vector loops).
+#[inline(always)]
+pub fn add_ref(p: &AddI8, va: i8, vb: i8) -> i8 {
+    let sa = crate::q::mbqm((va as i32 + p.off1).wrapping_shl(20), p.m1, p.s1);
+    let sb = crate::q::mbqm((vb as i32 + p.off2).wrapping_shl(20), p.m2, p.s2);
+    crate::q::clamp(crate::q::mbqm(sa.wrapping_add(sb), p.mo, p.so).wrapping_add(p.zp), p.lo, p.hi) as i8
+}
+
+/// An int8 ADD as one linear form: `[a, b, c, f]` such that `clamp((x1 * a + x2 * b + c) >>
+/// f, lo, hi)` is [`add_ref`] for every one of the 65,536 pairs of int8 inputs, checked
+/// here on all of them, with every product and sum within int32; `None` if the search
+/// below finds no such form (called at compile time).
+///
+/// Why one exists: TFLM's ADD is `round(y)` of the real `y = (x1 + off1) α + (x2 + off2) β +
+/// zp` (`α = 2^20 m1 2^(s1 - 31) mo 2^(so - 31)`, `β` alike), except where its three
+/// roundings (two input stages, one output stage), which move `y` by about `2^-(e - 1)` for
+/// the output's right shift `e` (17 to 20 in real models), carry it across a half
+/// integer. Among 65,536 pairs, few or none lie that close to one. The search takes `a`, `b`
+/// as `α 2^f`, `β 2^f` rounded, at the largest `f` whose sums fit in int32, then their
+/// neighbours and smaller `f`. For each candidate it takes `c` from the interval every pair
+/// allows. The form is exact by construction where it is returned: the final loop compares
+/// it with [`add_ref`] on every pair.
+pub fn add_linear(p: &AddI8) -> Option<[i32; 4]> {
+    let shifts_ok = |s: i32| (-31..=31).contains(&s);
+    if !(shifts_ok(p.s1) && shifts_ok(p.s2) && shifts_ok(p.so)) || !(-256..=256).contains(&p.off1) || !(-256..=256).contains(&p.off2) || p.lo > p.hi {
+        return None;
+    }
+    // `v * 2^k`, rounded half up, or `None` out of range.
+    let scaled = |v: i128, k: i32| -> Option<i128> {
+        if k >= 0 {
+            if k > 120 { None } else { v.checked_mul(1i128 << k) }
+        } else if k < -120 {
+            Some(0)
+        } else {
+            Some((v + (1i128 << (-k - 1))) >> -k)
+        }
+    };
+    let (m1, m2, mo) = (p.m1 as i128, p.m2 as i128, p.mo as i128);
+    // The ideal coefficients at `f`: `x * m * mo * 2^k` with `k = 20 + s + so - 62 + f`.
+    let ideal = |f: i32| -> Option<(i128, i128, i128)> {
+        let (k1, k2) = (20 + p.s1 + p.so - 62 + f, 20 + p.s2 + p.so - 62 + f);
+        let kmin = k1.min(k2).min(-1);
+        let c = scaled(p.off1 as i128 * m1 * mo, k1 - kmin)?
+            .checked_add(scaled(p.off2 as i128 * m2 * mo, k2 - kmin)?)?
+            .checked_add(scaled(2 * p.zp as i128 + 1, f - 1 - kmin)?)?;
+        Some((scaled(m1 * mo, k1)?, scaled(m2 * mo, k2)?, scaled(c, kmin)?))
+    };
+    let fits = |a: i128, b: i128, c: i128| {
+        let ext = |x: i128| x.abs() * 128;
+        ext(a) + ext(b) + c.abs() < 1i128 << 31
+    };
+    // The largest `f` at which the ideal form (with room for the neighbours) fits.
+    let f0 = (0..=30).rev().find(|&f| matches!(ideal(f), Some((a, b, c)) if fits(a.abs() + 2, b.abs() + 2, c.abs() + 2)))?;
+    let x = |i: usize| (i >> 8) as i32 - 128;
+    let y = |i: usize| (i & 0xff) as i32 - 128;
+    let exact: [i8; 65536] = core::array::from_fn(|i| add_ref(p, x(i) as i8, y(i) as i8));
+    for f in (f0.saturating_sub(2)..=f0).rev() {
+        let (ia, ib, ic) = ideal(f)?;
+        for (da, db) in [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (1, 1), (-1, 1), (1, -1)] {
+            let (a, b) = ((ia + da) as i64, (ib + db) as i64);
+            // Every pair bounds `c`: the pair's output `o`, unless clamped, needs `x1 a + x2
+            // b + c` in `[o 2^f, (o + 1) 2^f)`; a clamped output bounds one side only.
+            let (mut lo, mut hi) = (i64::MIN, i64::MAX);
+            for (i, &o) in exact.iter().enumerate() {
+                let v = x(i) as i64 * a + y(i) as i64 * b;
+                let o = o as i64;
+                if o > p.lo as i64 {
+                    lo = lo.max((o << f) - v);
+                }
+                if o < p.hi as i64 {
+                    hi = hi.min(((o + 1) << f) - 1 - v);
+                }
+            }
+            if lo > hi {
+                continue;
+            }
+            let c = (ic as i64).clamp(lo, hi);
+            if !fits(a as i128, b as i128, c as i128) {
+                continue;
+            }
+            let (a, b, c) = (a as i32, b as i32, c as i32);
+            let ok = exact.iter().enumerate().all(|(i, &o)| crate::q::clamp((x(i) * a + y(i) * b + c) >> f, p.lo, p.hi) as i8 == o);
+            if ok {
+                return Some([a, b, c, f]);
+            }
+        }
+    }
+    None
+}
+
+/// [`AddI8`] over `n` elements: by its linear form where the compiler found one
+/// ([`add_lin`]); else on x86-64 with AVX2, 8 at a time (the multiplies must not be
 /// `i32::MIN`, which `quantize_multiplier` never gives); elsewhere and for the rest, one by one.
 #[allow(unsafe_code)]
 pub fn add_i8<A: Byte, B: Byte, Y: Out8>(p: &AddI8, a: &[A], b: &[B], n: usize, mut y: Y) {
     let (a, b) = (&a[..n], &b[..n]);
-    let one = |va: i8, vb: i8| -> i8 {
-        let sa = crate::q::mbqm((va as i32 + p.off1) << 20, p.m1, p.s1);
-        let sb = crate::q::mbqm((vb as i32 + p.off2) << 20, p.m2, p.s2);
-        crate::q::clamp(crate::q::mbqm(sa.wrapping_add(sb), p.mo, p.so).wrapping_add(p.zp), p.lo, p.hi) as i8
-    };
+    if let Some(l) = &p.lin {
+        return add_lin(p, l, a, b, n, &mut y);
+    }
+    let one = |va: i8, vb: i8| add_ref(p, va, vb);
     #[allow(unused_mut)]
     let mut done = 0;
     // With AVX-512: 16 at a time.
@@ -1028,6 +1123,62 @@ pub fn add_i8<A: Byte, B: Byte, Y: Out8>(p: &AddI8, a: &[A], b: &[B], n: usize, 
                 let sb = x86::mbqm8(_mm256_slli_epi32::<20>(_mm256_add_epi32(vb, o2)), p.m2, p.s2);
                 let v = _mm256_add_epi32(x86::mbqm8(_mm256_add_epi32(sa, sb), p.mo, p.so), zp);
                 put_bytes(&mut y, 8 * i, &x86::narrow8(_mm256_min_epi32(_mm256_max_epi32(v, lo), hi)));
+            }
+        }
+        done = n / 8 * 8;
+    }
+    for i in done..n {
+        y.put(i, one(a[i].byte() as i8, b[i].byte() as i8));
+    }
+}
+
+/// [`add_i8`] by its linear form `l` ([`AddI8::lin`]): `clamp((x1 * l[0] + x2 * l[1] + l[2])
+/// >> l[3], lo, hi)`, on x86-64 16 (AVX-512) or 8 (AVX2) elements at a time, elsewhere and
+/// for the rest one by one. No sum leaves int32 ([`add_linear`] checked), so the wrapping
+/// operations never wrap.
+#[inline(always)]
+#[allow(unsafe_code)]
+fn add_lin<A: Byte, B: Byte, Y: Out8>(p: &AddI8, l: &[i32; 4], a: &[A], b: &[B], n: usize, y: &mut Y) {
+    let (a, b) = (&a[..n], &b[..n]);
+    let one = |va: i8, vb: i8| {
+        let v = (va as i32).wrapping_mul(l[0]).wrapping_add((vb as i32).wrapping_mul(l[1])).wrapping_add(l[2]);
+        crate::q::clamp(v >> (l[3] & 31), p.lo, p.hi) as i8
+    };
+    #[allow(unused_mut)]
+    let mut done = 0;
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx512f"))]
+    {
+        use core::arch::x86_64::*;
+        const { assert!(core::mem::size_of::<A>() == 1 && core::mem::size_of::<B>() == 1) };
+        // SAFETY: AVX-512 arithmetic; 16-byte loads at `i + 16 <= n` inside `a` and `b`
+        // (one-byte elements, lengths checked above); `store16` stores at checked addresses.
+        unsafe {
+            let v = _mm512_set1_epi32;
+            let (ka, kb, kc, lo, hi) = (v(l[0]), v(l[1]), v(l[2]), v(p.lo), v(p.hi));
+            let f = _mm_cvtsi32_si128(l[3] & 31);
+            let lanes = |i: usize| {
+                let va = _mm512_cvtepi8_epi32(_mm_loadu_si128(a.as_ptr().add(i) as *const __m128i));
+                let vb = _mm512_cvtepi8_epi32(_mm_loadu_si128(b.as_ptr().add(i) as *const __m128i));
+                let s = _mm512_add_epi32(_mm512_add_epi32(_mm512_mullo_epi32(va, ka), kc), _mm512_mullo_epi32(vb, kb));
+                _mm512_min_epi32(_mm512_max_epi32(_mm512_sra_epi32(s, f), lo), hi)
+            };
+            store16(n, y, lanes);
+        }
+        done = n / 16 * 16;
+    }
+    #[cfg(all(target_arch = "x86_64", target_feature = "avx2", not(target_feature = "avx512f")))]
+    {
+        use core::arch::x86_64::*;
+        // SAFETY: register-only AVX2 arithmetic on whole chunks of 8.
+        unsafe {
+            let v = _mm256_set1_epi32;
+            let (ka, kb, kc, lo, hi) = (v(l[0]), v(l[1]), v(l[2]), v(p.lo), v(p.hi));
+            let f = _mm_cvtsi32_si128(l[3] & 31);
+            for (i, (ca, cb)) in a.chunks_exact(8).zip(b.chunks_exact(8)).enumerate() {
+                let va = x86::widen8(core::array::from_fn(|j| ca[j].byte() as i8));
+                let vb = x86::widen8(core::array::from_fn(|j| cb[j].byte() as i8));
+                let s = _mm256_add_epi32(_mm256_add_epi32(_mm256_mullo_epi32(va, ka), kc), _mm256_mullo_epi32(vb, kb));
+                put_bytes(y, 8 * i, &x86::narrow8(_mm256_min_epi32(_mm256_max_epi32(_mm256_sra_epi32(s, f), lo), hi)));
             }
         }
         done = n / 8 * 8;
@@ -3003,6 +3154,7 @@ pub(crate) mod tests {
     #[test]
     fn add_i8_matches_scalar() {
         let mut next = rng(0xadd0_add0_1234_5678);
+        let mut lin = 0;
         for round in 0..300 {
             let n = 1 + (next() % 300) as usize;
             let a: std::vec::Vec<i8> = (0..n).map(|_| next() as i8).collect();
@@ -3021,6 +3173,7 @@ pub(crate) mod tests {
                 lo: -128,
                 hi: if round % 2 == 0 { 127 } else { 60 },
                 split: None,
+                lin: None,
             };
             let mut p = p;
             if round % 3 != 0 {
@@ -3028,6 +3181,11 @@ pub(crate) mod tests {
                 if let (Some((k1, c1)), Some((k2, c2))) = (add_stage_split(p.off1, p.m1, p.s1), add_stage_split(p.off2, p.m2, p.s2)) {
                     p.split = Some(([k1, k2], c1.wrapping_add(c2)));
                 }
+            }
+            if round % 4 == 1 {
+                // The linear form (one round in four) where one is found.
+                p.lin = add_linear(&p);
+                lin += p.lin.is_some() as usize;
             }
             let mut y = std::vec![0i8; n];
             add_i8(&p, &a, &b, n, &mut y[..]);
@@ -3038,6 +3196,50 @@ pub(crate) mod tests {
                 assert_eq!(y[i], want, "round {round} element {i}");
             }
         }
+        assert!(lin > 30, "linear form in {lin} rounds");
+    }
+
+    /// `add_linear`'s form, where found, equals `add_ref` on every pair of int8 inputs
+    /// (checked again here, independently of its own check); it is found for ADD-like
+    /// constants (input multipliers at most 1/2, output shifts of -12 and below, as TFLM's
+    /// left shift of 20 gives), relu clamps included; and it is tight: `c` one unit of `2^f`
+    /// off changes some output.
+    #[test]
+    fn add_linear_is_add_ref() {
+        let mut next = rng(0x11ea_add0_0000_0001);
+        let (mut found, rounds) = (0, 120);
+        for round in 0..rounds {
+            let m = |next: &mut dyn FnMut() -> u64| (1 << 30) + (next() % (1 << 30)) as i32;
+            let zp = (next() % 256) as i32 - 128;
+            let p = AddI8 {
+                off1: (next() % 256) as i32 - 128,
+                off2: (next() % 256) as i32 - 128,
+                m1: if round % 2 == 0 { 1 << 30 } else { m(&mut next) },
+                s1: -((next() % 3) as i32),
+                m2: m(&mut next),
+                s2: -((next() % 4) as i32),
+                mo: m(&mut next),
+                so: -12 - (next() % 10) as i32,
+                zp,
+                lo: if round % 3 == 0 { zp.min(90) } else { -128 },
+                hi: if round % 5 == 0 { 100 } else { 127 },
+                split: None,
+                lin: None,
+            };
+            let Some([a, b, c, f]) = add_linear(&p) else { continue };
+            found += 1;
+            let form = |c: i32, x1: i32, x2: i32| crate::q::clamp((x1 * a + x2 * b + c) >> f, p.lo, p.hi) as i8;
+            let mut off = 0;
+            for x1 in -128..=127i32 {
+                for x2 in -128..=127i32 {
+                    let want = add_ref(&p, x1 as i8, x2 as i8);
+                    assert_eq!(form(c, x1, x2), want, "round {round} x1 {x1} x2 {x2}");
+                    off += (form(c + (1 << f), x1, x2) != want) as usize;
+                }
+            }
+            assert!(off > 0, "round {round}: c + 2^f changes no output");
+        }
+        assert_eq!(found, rounds, "linear form found for {found} of {rounds} ADDs");
     }
 
     /// `add_stage_split`'s form equals the input stage on every int8 input, and exists for

@@ -70,6 +70,11 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             let (m2, s2) = quantize_multiplier(bq.scale() as f64 / twice_max);
             let (mo, so) = quantize_multiplier(twice_max / ((1u64 << left_shift) as f64 * yq.scale() as f64));
             let (lo, hi) = act.range_q(yq.scale(), yq.zp(), -128, 127);
+            // The whole ADD as one linear form, where one is exact on all 65,536 input pairs
+            // (`add_linear` checks every pair): two multiplies, two adds and a shift per
+            // element instead of three requantizations.
+            let params = microgen_rt::mac::AddI8 { off1: -aq.zp(), off2: -bq.zp(), m1, s1, m2, s2, mo, so, zp: yq.zp(), lo, hi, split: None, lin: None };
+            let lin = microgen_rt::mac::add_linear(&params);
             if ctx.strategy == super::strategy::Strategy::Vector {
                 // The host's form: 8 elements per step (`microgen_rt::mac::add_i8`); never
                 // chosen for a microcontroller (its estimate is above the loop's).
@@ -84,14 +89,36 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                     }
                     _ => quote!(None),
                 };
+                let lin_l = match lin {
+                    Some(l) => {
+                        let l = lit::i32s(&l);
+                        quote!(Some(#l))
+                    }
+                    None => quote!(None),
+                };
                 let (o1, o2, zp) = (v(-aq.zp()), v(-bq.zp()), v(yq.zp()));
                 let (m1, s1, m2, s2, mo, so, lo, hi) = (v(m1), v(s1), v(m2), v(s2), v(mo), v(so), v(lo), v(hi));
                 let body = quote! {
-                    let p = ::microgen_rt::mac::AddI8 { off1: #o1, off2: #o2, m1: #m1, s1: #s1, m2: #m2, s2: #s2, mo: #mo, so: #so, zp: #zp, lo: #lo, hi: #hi, split: #split };
+                    let p = ::microgen_rt::mac::AddI8 { off1: #o1, off2: #o2, m1: #m1, s1: #s1, m2: #m2, s2: #s2, mo: #mo, so: #so, zp: #zp, lo: #lo, hi: #hi, split: #split, lin: #lin_l };
                     ::microgen_rt::mac::add_i8(&p, &#ea, &#eb, #n_l, y0);
                 };
                 ctx.report(super::strategy::Strategy::Vector, super::strategy::Est { instructions: 16 * n as u64, code_bytes: 60, shared: vec![("add_i8".into(), 600)] });
-                return Ok(Kernel { statics, body, doc: format!("{n} elements, int8, activation {}; 8 elements per step", act.name()), macs: 0, const_bytes });
+                let form = if lin.is_some() { "one linear form exact on every input pair" } else { "three requantizations per element" };
+                return Ok(Kernel { statics, body, doc: format!("{n} elements, int8, activation {}; {form}, 16 elements per step", act.name()), macs: 0, const_bytes });
+            }
+            if let Some([la, lb, lc, lf]) = lin {
+                // TFLM's arithmetic, proven equal on all 65,536 input pairs at compile time.
+                let doc = format!("{n} elements, int8, activation {}; TFLM's ADD as `(x1 * {la} + x2 * {lb} + {lc}) >> {lf}`, equal on every input pair", act.name());
+                let (la, lb, lc, lf, lo, hi) = (lit::i32(la), lit::i32(lb), lit::i32(lc), lit::i32(lf), lit::i32(lo), lit::i32(hi));
+                let body = quote! {
+                    let a = &#ea;
+                    let b = &#eb;
+                    for i in 0..#n_l {
+                        let v = (a.get_i8(i) as i32).wrapping_mul(#la).wrapping_add((b.get_i8(i) as i32).wrapping_mul(#lb)).wrapping_add(#lc);
+                        y0.set_i8(i, ::microgen_rt::q::clamp(v >> #lf, #lo, #hi) as i8);
+                    }
+                };
+                return Ok(Kernel { statics, body, doc, macs: 0, const_bytes });
             }
             let (o1, o2, oz) = (lit::i32(-aq.zp()), lit::i32(-bq.zp()), lit::i32(yq.zp()));
             let (m1, s1, m2, s2, mo, so) = (lit::i32(m1), lit::i32(s1), lit::i32(m2), lit::i32(s2), lit::i32(mo), lit::i32(so));
