@@ -1000,6 +1000,20 @@ pub fn add_ref(p: &AddI8, va: i8, vb: i8) -> i8 {
     crate::q::clamp(crate::q::mbqm(sa.wrapping_add(sb), p.mo, p.so).wrapping_add(p.zp), p.lo, p.hi) as i8
 }
 
+/// TFLM's int8 SUB of one pair of inputs: [`add_ref`] with the second stage subtracted
+/// (TFLM's SUB has the ADD's constants: left shift 20, scales relative to twice the larger).
+#[inline(always)]
+pub fn sub_ref(p: &AddI8, va: i8, vb: i8) -> i8 {
+    let sa = crate::q::mbqm((va as i32 + p.off1).wrapping_shl(20), p.m1, p.s1);
+    let sb = crate::q::mbqm((vb as i32 + p.off2).wrapping_shl(20), p.m2, p.s2);
+    crate::q::clamp(crate::q::mbqm(sa.wrapping_sub(sb), p.mo, p.so).wrapping_add(p.zp), p.lo, p.hi) as i8
+}
+
+/// [`add_linear`] for a SUB ([`sub_ref`]): the same search with `β` negated.
+pub fn sub_linear(p: &AddI8) -> Option<[i32; 4]> {
+    pair_linear(p, true)
+}
+
 /// An int8 ADD as one linear form: `[a, b, c, f]` such that `clamp((x1 * a + x2 * b + c) >>
 /// f, lo, hi)` is [`add_ref`] for every one of the 65,536 pairs of int8 inputs, checked
 /// here on all of them, with every product and sum within int32; `None` if the search
@@ -1015,6 +1029,11 @@ pub fn add_ref(p: &AddI8, va: i8, vb: i8) -> i8 {
 /// allows. The form is exact by construction where it is returned: the final loop compares
 /// it with [`add_ref`] on every pair.
 pub fn add_linear(p: &AddI8) -> Option<[i32; 4]> {
+    pair_linear(p, false)
+}
+
+/// [`add_linear`] (`sub = false`) or [`sub_linear`].
+fn pair_linear(p: &AddI8, sub: bool) -> Option<[i32; 4]> {
     let shifts_ok = |s: i32| (-31..=31).contains(&s);
     if !(shifts_ok(p.s1) && shifts_ok(p.s2) && shifts_ok(p.so)) || !(-256..=256).contains(&p.off1) || !(-256..=256).contains(&p.off2) || p.lo > p.hi {
         return None;
@@ -1029,7 +1048,8 @@ pub fn add_linear(p: &AddI8) -> Option<[i32; 4]> {
             Some((v + (1i128 << (-k - 1))) >> -k)
         }
     };
-    let (m1, m2, mo) = (p.m1 as i128, p.m2 as i128, p.mo as i128);
+    let (m1, mo) = (p.m1 as i128, p.mo as i128);
+    let m2 = if sub { -(p.m2 as i128) } else { p.m2 as i128 };
     // The ideal coefficients at `f`: `x * m * mo * 2^k` with `k = 20 + s + so - 62 + f`.
     let ideal = |f: i32| -> Option<(i128, i128, i128)> {
         let (k1, k2) = (20 + p.s1 + p.so - 62 + f, 20 + p.s2 + p.so - 62 + f);
@@ -1047,7 +1067,7 @@ pub fn add_linear(p: &AddI8) -> Option<[i32; 4]> {
     let f0 = (0..=30).rev().find(|&f| matches!(ideal(f), Some((a, b, c)) if fits(a.abs() + 2, b.abs() + 2, c.abs() + 2)))?;
     let x = |i: usize| (i >> 8) as i32 - 128;
     let y = |i: usize| (i & 0xff) as i32 - 128;
-    let exact: [i8; 65536] = core::array::from_fn(|i| add_ref(p, x(i) as i8, y(i) as i8));
+    let exact: [i8; 65536] = core::array::from_fn(|i| if sub { sub_ref(p, x(i) as i8, y(i) as i8) } else { add_ref(p, x(i) as i8, y(i) as i8) });
     for f in (f0.saturating_sub(2)..=f0).rev() {
         let (ia, ib, ic) = ideal(f)?;
         for (da, db) in [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (1, 1), (-1, 1), (1, -1)] {
@@ -3199,8 +3219,9 @@ pub(crate) mod tests {
         assert!(lin > 30, "linear form in {lin} rounds");
     }
 
-    /// `add_linear`'s form, where found, equals `add_ref` on every pair of int8 inputs
-    /// (checked again here, independently of its own check); it is found for ADD-like
+    /// `add_linear`'s (`sub_linear`'s) form, where found, equals `add_ref` (`sub_ref`) on
+    /// every pair of int8 inputs (checked again here, independently of its own check); it
+    /// is found for ADD-like
     /// constants (input multipliers at most 1/2, output shifts of -12 and below, as TFLM's
     /// left shift of 20 gives), relu clamps included; and it is tight: `c` one unit of `2^f`
     /// off changes some output.
@@ -3226,20 +3247,23 @@ pub(crate) mod tests {
                 split: None,
                 lin: None,
             };
-            let Some([a, b, c, f]) = add_linear(&p) else { continue };
+            // SUB in half the rounds (both kinds of `m1`).
+            let sub = round % 4 >= 2;
+            let (lin, reference): (_, fn(&AddI8, i8, i8) -> i8) = if sub { (sub_linear(&p), sub_ref) } else { (add_linear(&p), add_ref) };
+            let Some([a, b, c, f]) = lin else { continue };
             found += 1;
             let form = |c: i32, x1: i32, x2: i32| crate::q::clamp((x1 * a + x2 * b + c) >> f, p.lo, p.hi) as i8;
             let mut off = 0;
             for x1 in -128..=127i32 {
                 for x2 in -128..=127i32 {
-                    let want = add_ref(&p, x1 as i8, x2 as i8);
-                    assert_eq!(form(c, x1, x2), want, "round {round} x1 {x1} x2 {x2}");
+                    let want = reference(&p, x1 as i8, x2 as i8);
+                    assert_eq!(form(c, x1, x2), want, "round {round} sub {sub} x1 {x1} x2 {x2}");
                     off += (form(c + (1 << f), x1, x2) != want) as usize;
                 }
             }
             assert!(off > 0, "round {round}: c + 2^f changes no output");
         }
-        assert_eq!(found, rounds, "linear form found for {found} of {rounds} ADDs");
+        assert_eq!(found, rounds, "linear form found for {found} of {rounds} ADDs and SUBs");
     }
 
     /// `add_stage_split`'s form equals the input stage on every int8 input, and exists for

@@ -176,29 +176,43 @@ fn binary(ctx: &KernelCtx, act: Act) -> Result<Kernel> {
     let eb = ops.get(b, "B");
     let _n = y.elems();
     let inner;
+    let mut note = String::new();
     match (a.dtype, b.dtype, y.dtype) {
         (DType::I8, DType::I8, DType::I8) => {
             let (aq, bq, yq) = (qof(ctx, a)?, qof(ctx, b)?, qof(ctx, y)?);
-            let (lo, hi) = act.range_q(yq.scale(), yq.zp(), -128, 127);
-            let (lo, hi) = (lit::i32(lo), lit::i32(hi));
+            let (lo_i, hi_i) = act.range_q(yq.scale(), yq.zp(), -128, 127);
+            let (lo, hi) = (lit::i32(lo_i), lit::i32(hi_i));
             match op {
                 Op::Add { .. } | Op::Sub { .. } => {
                     let twice_max = 2.0 * (aq.scale().max(bq.scale())) as f64;
                     let (m1, s1) = quantize_multiplier(aq.scale() as f64 / twice_max);
                     let (m2, s2) = quantize_multiplier(bq.scale() as f64 / twice_max);
                     let (mo, so) = quantize_multiplier(twice_max / ((1u64 << 20) as f64 * yq.scale() as f64));
-                    let (o1, o2, oz) = (lit::i32(-aq.zp()), lit::i32(-bq.zp()), lit::i32(yq.zp()));
-                    let (m1, s1, m2, s2, mo, so) = (lit::i32(m1), lit::i32(s1), lit::i32(m2), lit::i32(s2), lit::i32(mo), lit::i32(so));
-                    let comb = if matches!(op, Op::Add { .. }) { quote!(sa.wrapping_add(sb)) } else { quote!(sa.wrapping_sub(sb)) };
-                    inner = quote! {
-                        let va = (a.get_i8(ia) as i32 + #o1) << 20;
-                        let vb = (b.get_i8(ib) as i32 + #o2) << 20;
-                        let sa = mbqm(va, #m1, #s1);
-                        let sb = mbqm(vb, #m2, #s2);
-                        let s = #comb;
-                        let v = mbqm(s, #mo, #so) + #oz;
-                        y0.set_i8(i, clamp(v, #lo, #hi) as i8);
-                    };
+                    // One linear form where it equals TFLM's arithmetic on all 65,536 input
+                    // pairs (`add_linear` / `sub_linear` check every pair), as in `add.rs`.
+                    let params = microgen_rt::mac::AddI8 { off1: -aq.zp(), off2: -bq.zp(), m1, s1, m2, s2, mo, so, zp: yq.zp(), lo: lo_i, hi: hi_i, split: None, lin: None };
+                    let lin = if matches!(op, Op::Add { .. }) { microgen_rt::mac::add_linear(&params) } else { microgen_rt::mac::sub_linear(&params) };
+                    if let Some([la, lb, lc, lf]) = lin {
+                        note = format!("; TFLM's arithmetic as `(x1 * {la} + x2 * {lb} + {lc}) >> {lf}`, equal on every input pair");
+                        let (la, lb, lc, lf) = (lit::i32(la), lit::i32(lb), lit::i32(lc), lit::i32(lf));
+                        inner = quote! {
+                            let v = (a.get_i8(ia) as i32).wrapping_mul(#la).wrapping_add((b.get_i8(ib) as i32).wrapping_mul(#lb)).wrapping_add(#lc);
+                            y0.set_i8(i, clamp(v >> #lf, #lo, #hi) as i8);
+                        };
+                    } else {
+                        let (o1, o2, oz) = (lit::i32(-aq.zp()), lit::i32(-bq.zp()), lit::i32(yq.zp()));
+                        let (m1, s1, m2, s2, mo, so) = (lit::i32(m1), lit::i32(s1), lit::i32(m2), lit::i32(s2), lit::i32(mo), lit::i32(so));
+                        let comb = if matches!(op, Op::Add { .. }) { quote!(sa.wrapping_add(sb)) } else { quote!(sa.wrapping_sub(sb)) };
+                        inner = quote! {
+                            let va = (a.get_i8(ia) as i32 + #o1) << 20;
+                            let vb = (b.get_i8(ib) as i32 + #o2) << 20;
+                            let sa = mbqm(va, #m1, #s1);
+                            let sb = mbqm(vb, #m2, #s2);
+                            let s = #comb;
+                            let v = mbqm(s, #mo, #so) + #oz;
+                            y0.set_i8(i, clamp(v, #lo, #hi) as i8);
+                        };
+                    }
                 }
                 Op::Mul { .. } => {
                     let (m, s) = quantize_multiplier(aq.scale() as f64 * bq.scale() as f64 / yq.scale() as f64);
@@ -277,7 +291,7 @@ fn binary(ctx: &KernelCtx, act: Act) -> Result<Kernel> {
     Ok(Kernel {
         statics,
         body,
-        doc: format!("{:?} with {:?} -> {:?}, {}, activation {}", a.shape, b.shape, y.shape, y.dtype, act.name()),
+        doc: format!("{:?} with {:?} -> {:?}, {}, activation {}{note}", a.shape, b.shape, y.shape, y.dtype, act.name()),
         macs: 0,
         const_bytes: ops.const_bytes,
     })
