@@ -76,8 +76,9 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
             let params = microgen_rt::mac::AddI8 { off1: -aq.zp(), off2: -bq.zp(), m1, s1, m2, s2, mo, so, zp: yq.zp(), lo, hi, split: None, lin: None };
             let lin = microgen_rt::mac::add_linear(&params);
             if ctx.strategy == super::strategy::Strategy::Vector {
-                // The host's form: 8 elements per step (`microgen_rt::mac::add_i8`); never
-                // chosen for a microcontroller (its estimate is above the loop's).
+                // The host's form (`microgen_rt::mac::add_i8`: 16 elements per step with
+                // AVX-512, 8 with AVX2); never chosen for a microcontroller (its estimate is
+                // above the loop's).
                 let v = |x: i32| lit::i32(x);
                 // The input stages as `x * q + c + ((x * r + b - (x < x0) * d) >> sh)`
                 // (`add_stage_split`, checked on all 256 inputs): on AVX-512 six instructions
