@@ -999,7 +999,7 @@ fn emit_hybrid(ctx: &KernelCtx, g: &Geom, wdata: &[u8], b: Option<&Tensor>, cout
             statics.extend(quote! {
                 /// The filter for `dot_u8x4` (AVX-512 VNNI): [16-channel group][4 taps][channel][4].
                 #[cfg(#vnni)]
-                static #w4_id: ::microgen_rt::mac::Align4<[u8; #w4len]> = ::microgen_rt::mac::Align4(#w4bytes);
+                static #w4_id: ::microgen_rt::mac::Align64<[u8; #w4len]> = ::microgen_rt::mac::Align64(#w4bytes);
                 /// The sums' start for values offset by 128: -128 * sum(w) per channel.
                 #[cfg(#vnni)]
                 static #c4_id: [i32; #c4len] = #c4_l;

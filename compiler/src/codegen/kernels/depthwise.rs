@@ -396,7 +396,7 @@ fn emit_channels(
     let groups = lit::usize(groups);
     let statics = quote! {
         /// Filter, [height][width][channels], int8.
-        static #w_id: [u8; #wlen] = #wbytes;
+        static #w_id: ::microgen_rt::mac::AlignV<[u8; #wlen]> = ::microgen_rt::mac::AlignV(#wbytes);
         /// Bias with the input zero point folded in: bias + in_offset * sum(filter).
         static #b_id: [i32; #co] = #folded_l;
         /// Requantization, per group of 8 channels.
@@ -410,7 +410,7 @@ fn emit_channels(
     let rev = ctx.reverse;
     let body = quote! {
         #geom
-        let l = ::microgen_rt::dw::DwAny { n: #n_l, w: &#w_id, bias: &#b_id, rq: &#r_id, zp: #zp, lo: #lo_l, hi: #hi_l };
+        let l = ::microgen_rt::dw::DwAny { n: #n_l, w: &#w_id.0, bias: &#b_id, rq: &#r_id, zp: #zp, lo: #lo_l, hi: #hi_l };
         ::microgen_rt::dw::dw_channels::<_, _, G, #co, #kb, #is_fast>(&l, x0, y0, #rev);
     };
     // Cortex-M4 estimate of the scalar form: two loads and a multiply-accumulate per MAC

@@ -46,7 +46,7 @@ fn statics(ctx: &KernelCtx, wb: &[u8], bias: &[f32], layout: &str) -> TokenStrea
     let doc = format!(" Filter packed {layout}, float32 little-endian.");
     quote! {
         #[doc = #doc]
-        static #w_id: [u8; #wlen] = #wbytes;
+        static #w_id: ::microgen_rt::mac::AlignV<[u8; #wlen]> = ::microgen_rt::mac::AlignV(#wbytes);
         const #b_id: [f32; #co] = [#(#bias_items),*];
     }
 }
@@ -192,7 +192,7 @@ pub fn conv(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, doc: S
                 let starts: [usize; P] = ::core::array::from_fn(|p| (t * P + p).min(NPOS - 1) * C);
                 for j in #blocks {
                     let mut acc = [[0.0f32; TN]; P];
-                    ::microgen_rt::f::tile_at(x0, starts, 1, K, 0, &#w_id[j * K * TN * 4..(j + 1) * K * TN * 4], &mut acc);
+                    ::microgen_rt::f::tile_at(x0, starts, 1, K, 0, &#w_id.0[j * K * TN * 4..(j + 1) * K * TN * 4], &mut acc);
                     #epilogue
                 }
             }
@@ -228,7 +228,7 @@ pub fn conv(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, doc: S
                 let xs: [&[f32]; P] = ::core::array::from_fn(|p| &win[p][..]);
                 for j in #blocks {
                     let mut acc = [[0.0f32; TN]; P];
-                    let wj = &#w_id[j * K * TN * 4..(j + 1) * K * TN * 4];
+                    let wj = &#w_id.0[j * K * TN * 4..(j + 1) * K * TN * 4];
                     if inside {
                         ::microgen_rt::f::tile_at(x0, base, KH, KW * C, DH * W * C, wj, &mut acc);
                     } else {
@@ -247,7 +247,7 @@ pub fn conv(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, doc: S
                 let xs: [&[f32]; P] = ::core::array::from_fn(|p| &win[p][..]);
                 for j in #blocks {
                     let mut acc = [[0.0f32; TN]; P];
-                    ::microgen_rt::f::tile(xs, &#w_id[j * K * TN * 4..(j + 1) * K * TN * 4], &mut acc);
+                    ::microgen_rt::f::tile(xs, &#w_id.0[j * K * TN * 4..(j + 1) * K * TN * 4], &mut acc);
                     #epilogue
                 }
             }
@@ -293,13 +293,13 @@ pub fn depthwise(ctx: &KernelCtx, g: &Geom, w: &[f32], bias: &[f32], act: Act, d
                 if full {
                     // The whole window: constant bounds, one bounds check.
                     let start = ((b * H + iy0 as usize) * W + ix0 as usize) * C + j * CB;
-                    ::microgen_rt::f::dw_window::<CB, _>(x0, start, KH, KW, DH * W * C, DW * C, &#w_id[j * CB * 4..], COUT, &mut acc);
+                    ::microgen_rt::f::dw_window::<CB, _>(x0, start, KH, KW, DH * W * C, DW * C, &#w_id.0[j * CB * 4..], COUT, &mut acc);
                 } else {
                     for ky in ky0..ky1 {
                         let iy = (iy0 + (ky * DH) as isize) as usize;
                         for kx in kx0..kx1 {
                             let ix = (ix0 + (kx * DW) as isize) as usize;
-                            tap(&mut acc, x0, &#w_id[..], ((b * H + iy) * W + ix) * C + j * CB, (ky * KW + kx) * COUT + j * CB);
+                            tap(&mut acc, x0, &#w_id.0[..], ((b * H + iy) * W + ix) * C + j * CB, (ky * KW + kx) * COUT + j * CB);
                         }
                     }
                 }
@@ -344,7 +344,7 @@ pub fn fully_connected(ctx: &KernelCtx, w: &[f32], bias: &[f32], batches: usize,
         let mut xr = [0.0f32; DEPTH];
         for b in 0..BATCHES {
             x0.read_f32s(b * DEPTH, &mut xr);
-            ::microgen_rt::f::gemv::<#nl>(&xr, &#w_id, |o, acc| {
+            ::microgen_rt::f::gemv::<#nl>(&xr, &#w_id.0, |o, acc| {
                 if o < OUT {
                     let v = acc + #b_id[o];
                     y0.set_f32(b * OUT + o, #clamp);

@@ -504,13 +504,13 @@ fn emit_channels(
     let statics = quote! {
         /// Weights, [8-channel tile][pair of inputs][channel][2], int8.
         #[cfg(not(#vnni))]
-        static #w_id: [u8; #wlen] = #wbytes;
+        static #w_id: ::microgen_rt::mac::AlignV<[u8; #wlen]> = ::microgen_rt::mac::AlignV(#wbytes);
         /// Bias with the input zero point folded in: bias + in_offset * sum(w).
         #[cfg(not(#vnni))]
         static #b_id: [i32; #nb] = #fb_l;
         /// Weights for x86-64 with AVX-512 VNNI, per pass of groups of 16 channels [4 inputs][group][channel][4], int8.
         #[cfg(#vnni)]
-        static #w_id: [u8; #w4len] = #w4bytes;
+        static #w_id: ::microgen_rt::mac::Align64<[u8; #w4len]> = ::microgen_rt::mac::Align64(#w4bytes);
         /// Bias for inputs read as `x ^ 0x80`: bias + in_offset * sum(w) - 128 * sum(w).
         #[cfg(#vnni)]
         static #b_id: [i32; #nb4] = #fb4_l;
@@ -520,7 +520,7 @@ fn emit_channels(
     let (k_l, co, b_l, steps_l, lo_l, hi_l) = (lit::usize(depth), lit::usize(cout), lit::usize(batches), lit::usize(steps), lit::i32(lo), lit::i32(hi));
     let rev = ctx.reverse;
     let body = quote! {
-        let l = ::microgen_rt::mac::FcI8 { k: #k_l, cout: #co, w: &#w_id, bias: &#b_id, rq: &#r_id, lo: #lo_l, hi: #hi_l, vnni: cfg!(#vnni) };
+        let l = ::microgen_rt::mac::FcI8 { k: #k_l, cout: #co, w: &#w_id.0, bias: &#b_id, rq: &#r_id, lo: #lo_l, hi: #hi_l, vnni: cfg!(#vnni) };
         let mut xs = [0u32; #steps_l];
         ::microgen_rt::mac::fc_channels::<_, _, #is_fast>(&l, x0, #b_l, y0, #rev, &mut xs);
     };

@@ -381,10 +381,10 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
             static #w_id: ::microgen_rt::mac::Align4<[u8; #wlen]> = ::microgen_rt::mac::Align4(#wbytes);
             /// The weights for x86-64 with AVX2: int8 pairs, 8 channels at a time.
             #[cfg(all(#x86, not(#vnni)))]
-            static #w_id: ::microgen_rt::mac::Align4<[u8; #w8len]> = ::microgen_rt::mac::Align4(#w8bytes);
+            static #w_id: ::microgen_rt::mac::Align64<[u8; #w8len]> = ::microgen_rt::mac::Align64(#w8bytes);
             /// The weights for x86-64 with AVX-512 VNNI: 4 int8 values of 16 channels at a time.
             #[cfg(#vnni)]
-            static #w_id: ::microgen_rt::mac::Align4<[u8; #w4len]> = ::microgen_rt::mac::Align4(#w4bytes);
+            static #w_id: ::microgen_rt::mac::Align64<[u8; #w4len]> = ::microgen_rt::mac::Align64(#w4bytes);
             /// Accumulator start per channel for inputs read as `x ^ 0x80` (AVX-512 VNNI).
             #[cfg(#vnni)]
             static #b_id: [i32; #nb] = #bias4;
@@ -403,7 +403,7 @@ pub fn emit(ctx: &KernelCtx, p: &Packed, src: &RowSource, npos: usize, lo: i32, 
             static #w_id: ::microgen_rt::mac::Align4<[u8; #wlen]> = ::microgen_rt::mac::Align4(#wbytes);
             /// The weights for x86-64 with AVX2: int8 pairs, 8 channels at a time.
             #[cfg(#x86)]
-            static #w_id: ::microgen_rt::mac::Align4<[u8; #w8len]> = ::microgen_rt::mac::Align4(#w8bytes);
+            static #w_id: ::microgen_rt::mac::Align64<[u8; #w8len]> = ::microgen_rt::mac::Align64(#w8bytes);
         }
     };
     let w_i8 = if p.w8.is_empty() { quote!(false) } else { quote!(cfg!(#x86)) };
