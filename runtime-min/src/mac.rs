@@ -1696,21 +1696,31 @@ pub(crate) mod x86 {
         unsafe {
             if FAST {
                 let ld = |v: &[i32; 16]| _mm512_loadu_si512(v.as_ptr() as *const __m512i);
-                let (m, k, e) = (ld(&r[0]), ld(&r[1]), ld(&r[2]));
-                let a = _mm512_add_epi32(acc, acc);
-                let half = _mm512_set1_epi64(0x8000_0000);
-                let pe = _mm512_add_epi64(_mm512_mul_epi32(a, m), half);
-                let po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64::<32>(a), _mm512_srli_epi64::<32>(m)), half);
-                let hi32 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64::<32>(pe), po);
-                let v = _mm512_add_epi32(_mm512_add_epi32(hi32, k), _mm512_srai_epi32::<31>(a));
-                let v = _mm512_min_epi32(_mm512_max_epi32(_mm512_srav_epi32(v, e), _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
-                _mm512_cvtepi32_epi8(v)
+                rq16_fast(acc, ld(&r[0]), ld(&r[1]), ld(&r[2]), lo, hi)
             } else {
                 let mut v = [0i32; 16];
                 _mm512_storeu_si512(v.as_mut_ptr() as *mut __m512i, acc);
                 let out: [i8; 16] = core::array::from_fn(|c| super::rq_exact(v[c], &[r[0][c], r[1][c], r[2][c]], lo, hi));
                 _mm_loadu_si128(out.as_ptr() as *const __m128i)
             }
+        }
+    }
+
+    /// [`rq16`]'s `FAST` form with its constants in registers (`m`, `k`, `e` per lane; the
+    /// accumulators undoubled).
+    #[cfg(target_feature = "avx512f")]
+    #[inline(always)]
+    pub fn rq16_fast(acc: __m512i, m: __m512i, k: __m512i, e: __m512i, lo: i32, hi: i32) -> __m128i {
+        // SAFETY: register-only AVX-512 arithmetic (the cfg enables AVX-512F).
+        unsafe {
+            let a = _mm512_add_epi32(acc, acc);
+            let half = _mm512_set1_epi64(0x8000_0000);
+            let pe = _mm512_add_epi64(_mm512_mul_epi32(a, m), half);
+            let po = _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64::<32>(a), _mm512_srli_epi64::<32>(m)), half);
+            let hi32 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64::<32>(pe), po);
+            let v = _mm512_add_epi32(_mm512_add_epi32(hi32, k), _mm512_srai_epi32::<31>(a));
+            let v = _mm512_min_epi32(_mm512_max_epi32(_mm512_srav_epi32(v, e), _mm512_set1_epi32(lo)), _mm512_set1_epi32(hi));
+            _mm512_cvtepi32_epi8(v)
         }
     }
 
@@ -2720,8 +2730,10 @@ mod vnni {
     /// `G` groups of 16 channels from group `g0` of row `b` (their weights interleaved,
     /// `[kq][G][16][4]`: one sequential stream): per 4 inputs one broadcast word
     /// and `G` `VPDPBUSD` (even and odd steps into separate accumulators, two dependency
-    /// chains per group), then the requantization of each half group
-    /// ([`super::x86::rq8`], with the constants of its 8 channels) and the bytes.
+    /// chains per group), then the requantization of each group: with `FAST` on 16 lanes
+    /// ([`super::x86::rq16_fast`], its two halves' constants of 8 channels joined in one
+    /// register; 2.37 -> 2.22 us on ad_autoencoder int8), else per half group
+    /// ([`super::x86::rq8`]), and the bytes.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn fc_pass<Y: Out8, const FAST: bool, const G: usize>(xb: &[u8], kq: usize, w: &[u8], bias: &[i32], l: &super::FcI8, g0: usize, b: usize, y: &mut Y) {
@@ -2758,10 +2770,24 @@ mod vnni {
                     break;
                 }
                 let a = _mm512_add_epi32(a0[g], a1[g]);
-                let a = if FAST { _mm512_add_epi32(a, a) } else { a };
+                let (r0, r1) = (&l.rq[(2 * (g0 + g)).min(ng - 1)], &l.rq[(2 * (g0 + g) + 1).min(ng - 1)]);
+                if FAST {
+                    // Both halves' constants in one register each: `rq_fast` on 16 lanes,
+                    // a whole group stored straight from the register.
+                    let c = |j: usize| _mm512_inserti64x4::<1>(_mm512_castsi256_si512(_mm256_loadu_si256(r0[j].as_ptr() as *const __m256i)), _mm256_loadu_si256(r1[j].as_ptr() as *const __m256i));
+                    let v = super::x86::rq16_fast(a, c(0), c(1), c(2), l.lo, l.hi);
+                    if oc + 16 <= l.cout {
+                        _mm_storeu_si128(y.span(b * l.cout + oc, 16) as *mut __m128i, v);
+                    } else {
+                        let mut out = [0i8; 16];
+                        _mm_storeu_si128(out.as_mut_ptr() as *mut __m128i, v);
+                        put_bytes(y, b * l.cout + oc, &out[..l.cout - oc]);
+                    }
+                    continue;
+                }
                 let mut out = [0i8; 16];
-                out[..8].copy_from_slice(&super::x86::rq8::<FAST>(_mm512_castsi512_si256(a), &l.rq[(2 * (g0 + g)).min(ng - 1)], l.lo, l.hi));
-                out[8..].copy_from_slice(&super::x86::rq8::<FAST>(_mm512_extracti64x4_epi64::<1>(a), &l.rq[(2 * (g0 + g) + 1).min(ng - 1)], l.lo, l.hi));
+                out[..8].copy_from_slice(&super::x86::rq8::<FAST>(_mm512_castsi512_si256(a), r0, l.lo, l.hi));
+                out[8..].copy_from_slice(&super::x86::rq8::<FAST>(_mm512_extracti64x4_epi64::<1>(a), r1, l.lo, l.hi));
                 put_bytes(y, b * l.cout + oc, &out[..(l.cout - oc).min(16)]);
             }
         }
