@@ -1012,18 +1012,23 @@ pub fn add_stage_split(off: i32, m: i32, s: i32) -> Option<([i32; 6], i32)> {
 /// and the clamp ([`add_i8`]'s reference and the tails of its vector loops).
 #[inline(always)]
 pub fn add_ref(p: &AddI8, va: i8, vb: i8) -> i8 {
-    let sa = crate::q::mbqm((va as i32 + p.off1).wrapping_shl(20), p.m1, p.s1);
-    let sb = crate::q::mbqm((vb as i32 + p.off2).wrapping_shl(20), p.m2, p.s2);
-    crate::q::clamp(crate::q::mbqm(sa.wrapping_add(sb), p.mo, p.so).wrapping_add(p.zp), p.lo, p.hi) as i8
+    pair_ref(p, va, vb, false)
 }
 
 /// TFLM's int8 SUB of one pair of inputs: [`add_ref`] with the second stage subtracted
 /// (TFLM's SUB has the ADD's constants: left shift 20, scales relative to twice the larger).
 #[inline(always)]
 pub fn sub_ref(p: &AddI8, va: i8, vb: i8) -> i8 {
+    pair_ref(p, va, vb, true)
+}
+
+/// [`add_ref`] (`sub = false`) or [`sub_ref`].
+#[inline(always)]
+fn pair_ref(p: &AddI8, va: i8, vb: i8, sub: bool) -> i8 {
     let sa = crate::q::mbqm((va as i32 + p.off1).wrapping_shl(20), p.m1, p.s1);
     let sb = crate::q::mbqm((vb as i32 + p.off2).wrapping_shl(20), p.m2, p.s2);
-    crate::q::clamp(crate::q::mbqm(sa.wrapping_sub(sb), p.mo, p.so).wrapping_add(p.zp), p.lo, p.hi) as i8
+    let s = if sub { sa.wrapping_sub(sb) } else { sa.wrapping_add(sb) };
+    crate::q::clamp(crate::q::mbqm(s, p.mo, p.so).wrapping_add(p.zp), p.lo, p.hi) as i8
 }
 
 /// [`add_linear`] for a SUB ([`sub_ref`]): the same search with `β` negated.
@@ -1084,7 +1089,7 @@ fn pair_linear(p: &AddI8, sub: bool) -> Option<[i32; 4]> {
     let f0 = (0..=30).rev().find(|&f| matches!(ideal(f), Some((a, b, c)) if fits(a.abs() + 2, b.abs() + 2, c.abs() + 2)))?;
     let x = |i: usize| (i >> 8) as i32 - 128;
     let y = |i: usize| (i & 0xff) as i32 - 128;
-    let exact: [i8; 65536] = core::array::from_fn(|i| if sub { sub_ref(p, x(i) as i8, y(i) as i8) } else { add_ref(p, x(i) as i8, y(i) as i8) });
+    let exact: [i8; 65536] = core::array::from_fn(|i| pair_ref(p, x(i) as i8, y(i) as i8, sub));
     for f in (f0.saturating_sub(2)..=f0).rev() {
         let (ia, ib, ic) = ideal(f)?;
         for (da, db) in [(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (1, 1), (-1, 1), (1, -1)] {
@@ -2786,8 +2791,8 @@ mod vnni {
                     continue;
                 }
                 let mut out = [0i8; 16];
-                out[..8].copy_from_slice(&super::x86::rq8::<FAST>(_mm512_castsi512_si256(a), r0, l.lo, l.hi));
-                out[8..].copy_from_slice(&super::x86::rq8::<FAST>(_mm512_extracti64x4_epi64::<1>(a), r1, l.lo, l.hi));
+                out[..8].copy_from_slice(&super::x86::rq8::<false>(_mm512_castsi512_si256(a), r0, l.lo, l.hi));
+                out[8..].copy_from_slice(&super::x86::rq8::<false>(_mm512_extracti64x4_epi64::<1>(a), r1, l.lo, l.hi));
                 put_bytes(y, b * l.cout + oc, &out[..(l.cout - oc).min(16)]);
             }
         }
@@ -3265,10 +3270,9 @@ pub(crate) mod tests {
 
     /// `add_linear`'s (`sub_linear`'s) form, where found, equals `add_ref` (`sub_ref`) on
     /// every pair of int8 inputs (checked again here, independently of its own check); it
-    /// is found for ADD-like
-    /// constants (input multipliers at most 1/2, output shifts of -12 and below, as TFLM's
-    /// left shift of 20 gives), relu clamps included; and it is tight: `c` one unit of `2^f`
-    /// off changes some output.
+    /// is found for ADD-like constants (input multipliers at most 1/2, output shifts of -12
+    /// and below, as TFLM's left shift of 20 gives), relu clamps included; and it is tight:
+    /// `c` one unit of `2^f` off changes some output.
     #[test]
     fn add_linear_is_add_ref() {
         let mut next = rng(0x11ea_add0_0000_0001);

@@ -5,8 +5,30 @@
 use super::super::{lit, Kernel, KernelCtx};
 use super::quantize_multiplier;
 use crate::error::Result;
-use crate::ir::{Act, DType, Op};
+use crate::ir::{Act, DType, Op, Quant};
+use proc_macro2::TokenStream;
 use quote::quote;
+
+/// TFLM's constants for an int8 ADD or SUB of `a` and `b` to `y` (left shift 20, both inputs
+/// rescaled relative to twice the larger scale), clamped to `[lo, hi]`: the parameters of
+/// `microgen_rt::mac::add_ref` / `sub_ref`, without the host's split or linear forms.
+pub fn params(aq: &Quant, bq: &Quant, yq: &Quant, lo: i32, hi: i32) -> microgen_rt::mac::AddI8 {
+    let twice_max = 2.0 * (aq.scale().max(bq.scale())) as f64;
+    let (m1, s1) = quantize_multiplier(aq.scale() as f64 / twice_max);
+    let (m2, s2) = quantize_multiplier(bq.scale() as f64 / twice_max);
+    let (mo, so) = quantize_multiplier(twice_max / ((1u64 << 20) as f64 * yq.scale() as f64));
+    microgen_rt::mac::AddI8 { off1: -aq.zp(), off2: -bq.zp(), m1, s1, m2, s2, mo, so, zp: yq.zp(), lo, hi, split: None, lin: None }
+}
+
+/// A linear form `[a, b, c, f]` (`add_linear` / `sub_linear`) for the int8 inputs `va` and
+/// `vb`: the statement computing the sum `v`, the int8 output (`v >> f` clamped to `[lo,
+/// hi]`), and the kernel doc's words for it.
+pub fn linear_out([a, b, c, f]: [i32; 4], va: TokenStream, vb: TokenStream, lo: i32, hi: i32) -> (TokenStream, TokenStream, String) {
+    let doc = format!("TFLM's arithmetic as `(x1 * {a} + x2 * {b} + {c}) >> {f}`, equal on every input pair");
+    let (a, b, c, f, lo, hi) = (lit::i32(a), lit::i32(b), lit::i32(c), lit::i32(f), lit::i32(lo), lit::i32(hi));
+    let sum = quote!(let v = (#va as i32).wrapping_mul(#a).wrapping_add((#vb as i32).wrapping_mul(#b)).wrapping_add(#c););
+    (sum, quote!(::microgen_rt::q::clamp(v >> #f, #lo, #hi) as i8), doc)
+}
 
 /// Whether this same-shape emitter handles the node (both inputs as large as the output).
 pub fn handles(ctx: &KernelCtx) -> bool {
@@ -64,16 +86,12 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 b.q().ok_or_else(|| ctx.err("int8 input has no quantization"))?,
                 y.q().ok_or_else(|| ctx.err("int8 output has no quantization"))?,
             );
-            let left_shift = 20;
-            let twice_max = 2.0 * (aq.scale().max(bq.scale())) as f64;
-            let (m1, s1) = quantize_multiplier(aq.scale() as f64 / twice_max);
-            let (m2, s2) = quantize_multiplier(bq.scale() as f64 / twice_max);
-            let (mo, so) = quantize_multiplier(twice_max / ((1u64 << left_shift) as f64 * yq.scale() as f64));
             let (lo, hi) = act.range_q(yq.scale(), yq.zp(), -128, 127);
+            let params = params(aq, bq, yq, lo, hi);
+            let microgen_rt::mac::AddI8 { m1, s1, m2, s2, mo, so, .. } = params;
             // The whole ADD as one linear form, where one is exact on all 65,536 input pairs
             // (`add_linear` checks every pair): two multiplies, two adds and a shift per
             // element instead of three requantizations.
-            let params = microgen_rt::mac::AddI8 { off1: -aq.zp(), off2: -bq.zp(), m1, s1, m2, s2, mo, so, zp: yq.zp(), lo, hi, split: None, lin: None };
             let lin = microgen_rt::mac::add_linear(&params);
             if ctx.strategy == super::strategy::Strategy::Vector {
                 // The host's form (`microgen_rt::mac::add_i8`: 16 elements per step with
@@ -107,19 +125,18 @@ pub fn emit(ctx: &KernelCtx) -> Result<Kernel> {
                 let form = if lin.is_some() { "one linear form exact on every input pair" } else { "three requantizations per element" };
                 return Ok(Kernel { statics, body, doc: format!("{n} elements, int8, activation {}; {form}, 16 elements per step", act.name()), macs: 0, const_bytes });
             }
-            if let Some([la, lb, lc, lf]) = lin {
+            if let Some(l) = lin {
                 // TFLM's arithmetic, proven equal on all 65,536 input pairs at compile time.
-                let doc = format!("{n} elements, int8, activation {}; TFLM's ADD as `(x1 * {la} + x2 * {lb} + {lc}) >> {lf}`, equal on every input pair", act.name());
-                let (la, lb, lc, lf, lo, hi) = (lit::i32(la), lit::i32(lb), lit::i32(lc), lit::i32(lf), lit::i32(lo), lit::i32(hi));
+                let (sum, out, form) = linear_out(l, quote!(a.get_i8(i)), quote!(b.get_i8(i)), lo, hi);
                 let body = quote! {
                     let a = &#ea;
                     let b = &#eb;
                     for i in 0..#n_l {
-                        let v = (a.get_i8(i) as i32).wrapping_mul(#la).wrapping_add((b.get_i8(i) as i32).wrapping_mul(#lb)).wrapping_add(#lc);
-                        y0.set_i8(i, ::microgen_rt::q::clamp(v >> #lf, #lo, #hi) as i8);
+                        #sum
+                        y0.set_i8(i, #out);
                     }
                 };
-                return Ok(Kernel { statics, body, doc, macs: 0, const_bytes });
+                return Ok(Kernel { statics, body, doc: format!("{n} elements, int8, activation {}; {form}", act.name()), macs: 0, const_bytes });
             }
             let (o1, o2, oz) = (lit::i32(-aq.zp()), lit::i32(-bq.zp()), lit::i32(yq.zp()));
             let (m1, s1, m2, s2, mo, so) = (lit::i32(m1), lit::i32(s1), lit::i32(m2), lit::i32(s2), lit::i32(mo), lit::i32(so));

@@ -184,20 +184,17 @@ fn binary(ctx: &KernelCtx, act: Act) -> Result<Kernel> {
             let (lo, hi) = (lit::i32(lo_i), lit::i32(hi_i));
             match op {
                 Op::Add { .. } | Op::Sub { .. } => {
-                    let twice_max = 2.0 * (aq.scale().max(bq.scale())) as f64;
-                    let (m1, s1) = quantize_multiplier(aq.scale() as f64 / twice_max);
-                    let (m2, s2) = quantize_multiplier(bq.scale() as f64 / twice_max);
-                    let (mo, so) = quantize_multiplier(twice_max / ((1u64 << 20) as f64 * yq.scale() as f64));
+                    let params = super::add::params(aq, bq, yq, lo_i, hi_i);
+                    let microgen_rt::mac::AddI8 { m1, s1, m2, s2, mo, so, .. } = params;
                     // One linear form where it equals TFLM's arithmetic on all 65,536 input
                     // pairs (`add_linear` / `sub_linear` check every pair), as in `add.rs`.
-                    let params = microgen_rt::mac::AddI8 { off1: -aq.zp(), off2: -bq.zp(), m1, s1, m2, s2, mo, so, zp: yq.zp(), lo: lo_i, hi: hi_i, split: None, lin: None };
                     let lin = if matches!(op, Op::Add { .. }) { microgen_rt::mac::add_linear(&params) } else { microgen_rt::mac::sub_linear(&params) };
-                    if let Some([la, lb, lc, lf]) = lin {
-                        note = format!("; TFLM's arithmetic as `(x1 * {la} + x2 * {lb} + {lc}) >> {lf}`, equal on every input pair");
-                        let (la, lb, lc, lf) = (lit::i32(la), lit::i32(lb), lit::i32(lc), lit::i32(lf));
+                    if let Some(l) = lin {
+                        let (sum, out, form) = super::add::linear_out(l, quote!(a.get_i8(ia)), quote!(b.get_i8(ib)), lo_i, hi_i);
+                        note = format!("; {form}");
                         inner = quote! {
-                            let v = (a.get_i8(ia) as i32).wrapping_mul(#la).wrapping_add((b.get_i8(ib) as i32).wrapping_mul(#lb)).wrapping_add(#lc);
-                            y0.set_i8(i, clamp(v >> #lf, #lo, #hi) as i8);
+                            #sum
+                            y0.set_i8(i, #out);
                         };
                     } else {
                         let (o1, o2, oz) = (lit::i32(-aq.zp()), lit::i32(-bq.zp()), lit::i32(yq.zp()));
